@@ -1,0 +1,31 @@
+"""Attacks by name: ``get_attack("pgd", model, eps=8/255, steps=10)``.
+
+Every attack is a callable object: ``attack(x, y)`` (untargeted) or ``attack(x, y, target=t)``
+(built with ``targeted=True``), returning an :class:`AttackResult`. PGD (and C&W) are frameworks:
+they take extra objective terms and a per-pixel step mask, so interpretation-aware and
+edge-restricted attacks are built on them rather than beside them.
+"""
+from __future__ import annotations
+
+from ..registry import Registry
+from .base import Attack, AttackResult, check_budget, perturbation_norms
+from .gradient import BIM, FGSM, PGD, project, resolve_mask
+from .objectives import AttackState, Objective, PredictionLoss, margin
+
+ATTACKS = Registry("attack")
+ATTACKS.register("fgsm", "fast gradient sign method (one L-inf step of size eps)")(FGSM)
+ATTACKS.register("bim", "basic iterative method / I-FGSM (L-inf steps from the image, no random start)")(BIM)
+ATTACKS.register("pgd", "projected gradient descent, L-inf or L2, optional random start; a framework")(PGD)
+
+
+def get_attack(name: str, model, **params) -> Attack:
+    """The attack ``name`` on ``model`` with its settings (see each class for the parameters)."""
+    return ATTACKS.get(name, model, **params)
+
+
+def list_attacks() -> list[str]:
+    return ATTACKS.names()
+
+
+__all__ = ["ATTACKS", "Attack", "AttackResult", "AttackState", "BIM", "FGSM", "Objective", "PGD", "PredictionLoss",
+           "check_budget", "get_attack", "list_attacks", "margin", "perturbation_norms", "project", "resolve_mask"]

@@ -1,0 +1,1 @@
+"""Attribute prediction and grounding (structured joint embedding, attribute selection, grounding)."""

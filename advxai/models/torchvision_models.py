@@ -1,0 +1,110 @@
+"""torchvision ImageNet classifiers for the ``paper`` profile: resnet50, resnet152, densenet169, vgg19, inception_v3.
+
+``weights`` picks where the parameters come from:
+
+* ``"imagenet"`` (default): torchvision's weights, read from the torch hub cache
+  (``$TORCH_HOME/hub/checkpoints``) when present, downloaded there when the machine is online;
+* a path to a state-dict file (``.pth``), loaded with ``weights_only=True``;
+* ``"random"``: untrained, for speed measurements (speed does not depend on the weights).
+
+When the weights are neither cached nor downloadable, the error says where to put the file.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from ..runtime import resolve_device
+from .base import Classifier, ModelInfo
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class DenseNetGAP(nn.Module):
+    """torchvision's DenseNet with its final functional ReLU made a module (``cam``), so the
+    pre-pooling map can be hooked and the activation swapped like every other."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.features = net.features
+        self.cam = nn.ReLU()
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.classifier = net.classifier
+
+    def forward(self, x):
+        return self.classifier(self.pool(self.cam(self.features(x))))
+
+
+# name -> (constructor name, weights enum name, input size, cam layer, feature layer, classifier, gap head, mean, std)
+TORCHVISION = {
+    "resnet50": ("resnet50", "ResNet50_Weights", 224, "layer4", "avgpool", "fc", True),
+    "resnet152": ("resnet152", "ResNet152_Weights", 224, "layer4", "avgpool", "fc", True),
+    "densenet169": ("densenet169", "DenseNet169_Weights", 224, "cam", "pool", "classifier", True),
+    "vgg19": ("vgg19", "VGG19_Weights", 224, "features.35", "classifier.4", "classifier.6", False),
+    "inception_v3": ("inception_v3", "Inception_V3_Weights", 299, "Mixed_7c", "avgpool", "fc", True),
+}
+
+
+def _weights_error(name: str, file: Path, url: str, exc: Exception | None) -> RuntimeError:
+    why = f" ({type(exc).__name__}: {exc})" if exc else ""
+    return RuntimeError(
+        f"{name}: torchvision's ImageNet weights are not on this machine and could not be downloaded{why}.\n"
+        f"  Either run once on a machine with network access (they are saved to {file}),\n"
+        f"  or download {url} elsewhere and copy it to {file},\n"
+        f"  or pass weights=/path/to/state_dict.pth (a chapter parameter: -p weights=...),\n"
+        f"  or weights='random' for untrained weights (speed measurements only).")
+
+
+def _state_dict(name: str, enum_name: str, weights: str):
+    import torchvision.models as tvm
+
+    if weights == "random":
+        return None, "random initialisation (untrained)"
+    if weights != "imagenet":
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"{name}: weights file {path} not found")
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+            sd = sd["state_dict"]
+        return sd, f"state dict from {path.name}"
+    enum = getattr(tvm, enum_name).IMAGENET1K_V1
+    file = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(enum.url)
+    if file.is_file():
+        return torch.load(file, map_location="cpu", weights_only=True), f"torchvision {enum_name}.IMAGENET1K_V1"
+    try:
+        return enum.get_state_dict(progress=True), f"torchvision {enum_name}.IMAGENET1K_V1 (downloaded)"
+    except Exception as exc:  # offline, blocked, or a partial download
+        raise _weights_error(name, file, enum.url, exc) from exc
+
+
+def load_torchvision_model(name: str, device: str = "auto", weights: str = "imagenet") -> Classifier:
+    import torchvision.models as tvm
+
+    from ..data.imagenet_classes import imagenet_class_names
+
+    ctor, enum_name, size, cam, feat, clf, gap = TORCHVISION[name]
+    kwargs = {"weights": None}
+    if name == "inception_v3":
+        # transform_input=False: the wrapper normalises with mean = std = 0.5 itself, which is what
+        # torchvision's transform_input=True converts ImageNet-normalised inputs back into.
+        kwargs.update(aux_logits=True, transform_input=False, init_weights=False)
+    net = getattr(tvm, ctor)(**kwargs)
+    sd, provenance = _state_dict(name, enum_name, weights)
+    if sd is not None:
+        net.load_state_dict(sd)
+    if name == "inception_v3":
+        net.aux_logits, net.AuxLogits = False, None  # eval-time outputs only
+    if name == "densenet169":
+        net = DenseNetGAP(net)
+    mean, std = ((0.5,) * 3, (0.5,) * 3) if name == "inception_v3" else (IMAGENET_MEAN, IMAGENET_STD)
+    info = ModelInfo(
+        name=name, dataset="imagenet", input_size=(3, size, size), class_names=imagenet_class_names(),
+        mean=mean, std=std, cam_layer=cam, feature_layer=feat, classifier_layer=clf,
+        architecture=f"torchvision {ctor}", weights=provenance, gap_head=gap,
+    )
+    return Classifier(net, info).to(resolve_device(device))

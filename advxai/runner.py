@@ -1,0 +1,289 @@
+"""Chapter orchestration: jupytext source -> papermill execution -> executed notebook + metrics.
+
+``run_chapter("ch01", profile="quick", overrides={"n_images": 64})``:
+
+1. resolves the chapter (``ch01`` -> ``chapters/ch01_causal_attribution.py``);
+2. reads the parameters the chapter declares (its ``parameters`` cell) and the profile's values
+   (``advxai/profiles/<chapter>.yaml``, one section per profile);
+3. checks everything *before* executing: an undeclared parameter, a value of the wrong type, an
+   unknown profile, data set, model, attack or interpreter name fails with the valid choices;
+4. executes with papermill into ``<output dir>/<chapter>.ipynb`` (the injected parameters cell
+   collapsed in the book), with ``$ADVXAI_BOOK_DIR`` pointing the chapter's metrics there;
+5. checks that the chapter wrote ``<chapter>.metrics.json`` and adds the run's details to it.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROFILES = ("smoke", "quick", "paper")
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROFILE_DIR = PACKAGE_DIR / "profiles"
+
+
+class ChapterError(ValueError):
+    """Bad input to a chapter run: unknown chapter/profile/parameter/name, or a wrong type."""
+
+
+# --------------------------------------------------------------------------- where things are
+
+
+def repo_root(start: Path | None = None) -> Path:
+    """The folder holding ``chapters/`` and ``_toc.yml``: ``$ADVXAI_ROOT``, else searched upwards
+    from the current folder, else the checkout this package lives in."""
+    if os.environ.get("ADVXAI_ROOT"):
+        return Path(os.environ["ADVXAI_ROOT"]).resolve()
+    for base in [start or Path.cwd(), PACKAGE_DIR.parent]:
+        for folder in [base.resolve(), *base.resolve().parents]:
+            if (folder / "chapters").is_dir() and (folder / "_toc.yml").is_file():
+                return folder
+    raise ChapterError("cannot find the study's folder (one with chapters/ and _toc.yml); "
+                       "run from inside the repository or set $ADVXAI_ROOT")
+
+
+def list_chapters(root: Path | None = None) -> list[str]:
+    root = root or repo_root()
+    return sorted(p.stem for p in (root / "chapters").glob("ch[0-9][0-9]_*.py"))
+
+
+def resolve_chapter(name: str, root: Path | None = None) -> str:
+    """``ch01``, ``1``, ``ch01_causal_attribution`` or ``ch01_causal_attribution.py`` -> the stem."""
+    chapters = list_chapters(root)
+    key = Path(str(name)).stem
+    if key.isdigit():
+        key = f"ch{int(key):02d}"
+    matches = [c for c in chapters if c == key or c.startswith(key + "_")]
+    if len(matches) != 1:
+        raise ChapterError(f"unknown chapter {name!r}; valid: {', '.join(chapters)}")
+    return matches[0]
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def read_notebook(chapter: str, root: Path | None = None):
+    import jupytext
+
+    root = root or repo_root()
+    nb = jupytext.read(root / "chapters" / f"{chapter}.py")
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def declared_parameters(chapter: str, root: Path | None = None) -> dict[str, Any]:
+    """Name -> default value of every assignment in the chapter's ``parameters`` cell."""
+    nb = read_notebook(chapter, root)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise ChapterError(f"{chapter}: expected exactly one cell tagged 'parameters', found {len(cells)}")
+    params: dict[str, Any] = {}
+    for node in ast.parse(cells[0].source).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+            if isinstance(target, ast.Name):
+                try:
+                    params[target.id] = ast.literal_eval(node.value)
+                except ValueError as exc:
+                    raise ChapterError(f"{chapter}: parameter {target.id} must have a literal default") from exc
+    return params
+
+
+def profile_parameters(chapter: str, profile: str) -> dict[str, Any]:
+    """The profile's values for a chapter (``advxai/profiles/<chapter>.yaml``)."""
+    if profile not in PROFILES:
+        raise ChapterError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+    path = PROFILE_DIR / f"{chapter}.yaml"
+    if not path.exists():
+        raise ChapterError(f"{chapter}: no profile file {path.relative_to(PACKAGE_DIR.parent)}")
+    data = yaml.safe_load(path.read_text()) or {}
+    missing = [p for p in PROFILES if p not in data]
+    if missing:
+        raise ChapterError(f"{path.name}: profiles {missing} missing (each of {PROFILES} must be listed)")
+    return dict(data[profile] or {})
+
+
+def parse_value(text: str) -> Any:
+    """``-p key=value`` values are YAML scalars/lists: ``8``, ``0.03``, ``true``, ``[a, b]``, ``resnet50``."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _type_ok(default: Any, value: Any) -> bool:
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
+def _name_registries() -> list[tuple[str, Any]]:
+    """(parameter-name stem, registry) pairs: a parameter named ``dataset``, ``*_dataset``,
+    ``datasets`` or ``*_datasets`` holds data-set names, and so on."""
+    from .data import DATASETS
+    from .models import MODELS
+
+    pairs = [("dataset", DATASETS), ("model", MODELS)]
+    for module, attr, stem in (("attacks", "ATTACKS", "attack"), ("interpreters", "INTERPRETERS", "interpreter")):
+        try:
+            mod = __import__(f"advxai.{module}", fromlist=[attr])
+            pairs.append((stem, getattr(mod, attr)))
+        except (ImportError, AttributeError):
+            pass
+    return pairs
+
+
+def check_names(params: dict[str, Any]) -> None:
+    for key, value in params.items():
+        for stem, registry in _name_registries():
+            if key in (stem, stem + "s") or key.endswith("_" + stem) or key.endswith("_" + stem + "s"):
+                for item in (value if isinstance(value, (list, tuple)) else [value]):
+                    if item in (None, ""):
+                        continue
+                    try:
+                        registry.check(item)
+                    except ValueError as exc:
+                        raise ChapterError(f"parameter {key}: {exc}") from None
+
+
+def resolve_parameters(chapter: str, profile: str = "quick", overrides: dict | None = None,
+                       device: str | None = None, root: Path | None = None) -> dict[str, Any]:
+    """The parameters a run injects: profile values, then overrides; all checked."""
+    declared = declared_parameters(chapter, root)
+    params = profile_parameters(chapter, profile)
+    params.update(overrides or {})
+    if device is not None:
+        params["device"] = device
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise ChapterError(f"{chapter} does not declare parameter(s) {unknown}; declared: {', '.join(declared)}")
+    for key, value in params.items():
+        if not _type_ok(declared[key], value):
+            raise ChapterError(f"{chapter}: parameter {key}={value!r} should be of type "
+                               f"{type(declared[key]).__name__} like its default {declared[key]!r}")
+    check_names({**declared, **params})
+    if "device" in params:
+        from .runtime import resolve_device
+
+        try:
+            resolve_device(params["device"])
+        except ValueError as exc:
+            raise ChapterError(str(exc)) from None
+    return params
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class RunResult:
+    chapter: str
+    notebook: Path
+    metrics: Path
+    seconds: float
+    parameters: dict
+
+
+def _git_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def run_chapter(chapter: str, profile: str = "quick", overrides: dict | None = None, device: str | None = None,
+                output_dir: str | Path | None = None, root: Path | None = None, log_output: bool = False,
+                timeout: int | None = None) -> RunResult:
+    import papermill
+
+    root = root or repo_root()
+    chapter = resolve_chapter(chapter, root)
+    params = resolve_parameters(chapter, profile, overrides, device, root)
+    out_dir = Path(output_dir or root / "book").resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    notebook = out_dir / f"{chapter}.ipynb"
+    metrics = out_dir / f"{chapter}.metrics.json"
+    metrics.unlink(missing_ok=True)  # a stale file must not pass for this run's numbers
+
+    nb = read_notebook(chapter, root)
+    env_before = {k: os.environ.get(k) for k in ("ADVXAI_BOOK_DIR", "ADVXAI_ROOT", "ADVXAI_PROFILE")}
+    os.environ.update(ADVXAI_BOOK_DIR=str(out_dir), ADVXAI_ROOT=str(root), ADVXAI_PROFILE=profile)
+    t0 = time.time()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(tmp) / f"{chapter}.ipynb"
+            import nbformat
+
+            nbformat.write(nb, source)
+            papermill.execute_notebook(
+                str(source), str(notebook), parameters=params, kernel_name="python3", cwd=str(out_dir),
+                progress_bar=False, log_output=log_output, execution_timeout=timeout,
+            )
+    finally:
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if notebook.exists():
+            _tidy_notebook(notebook)
+    seconds = time.time() - t0
+    if not metrics.exists():
+        raise ChapterError(f"{chapter} ran but wrote no {metrics.name}: a chapter must call advxai.report.save_metrics")
+    data = json.loads(metrics.read_text())
+    data["run"] = {
+        "profile": profile, "parameters": params, "seconds": round(seconds, 1), "commit": _git_commit(root),
+        "python": platform.python_version(), "platform": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    tmp = metrics.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, metrics)
+    return RunResult(chapter, notebook, metrics, seconds, params)
+
+
+def _tidy_notebook(path: Path) -> None:
+    """Collapse papermill's injected-parameters cell in the book (readers can still open it)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "hide-cell" not in tags:
+            tags.append("hide-cell")
+    nbformat.write(nb, path)
+
+
+def build_book(root: Path | None = None, strict: bool = True) -> Path:
+    """``jupyter-book build`` (execution off: papermill already ran); fails on any warning."""
+    root = root or repo_root()
+    exe = Path(sys.executable).with_name("jupyter-book")  # the console script of this environment
+    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(root), "--keep-going"]
+    if strict:
+        cmd.append("-W")
+    proc = subprocess.run(cmd, cwd=root)
+    index = root / "_build" / "html" / "index.html"
+    if proc.returncode != 0:
+        raise RuntimeError(f"jupyter-book build failed (exit {proc.returncode}); warnings count as failures")
+    if not index.exists():
+        raise RuntimeError(f"jupyter-book build produced no {index}")
+    return index

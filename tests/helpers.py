@@ -1,0 +1,60 @@
+"""Small models for unit tests (seconds to build, no cache)."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from advxai.models import Classifier, ModelInfo
+from advxai.models.small import GAPHead
+
+
+class TinyCNN(nn.Module):
+    def __init__(self, in_channels=1, num_classes=10, width=8):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+        )
+        self.cam = nn.ReLU()
+        self.head = GAPHead(2 * width, num_classes)
+
+    def forward(self, x):
+        return self.head(self.cam(self.features(x)))
+
+
+def tiny_classifier(in_channels=1, size=16, num_classes=10, seed=0, width=8) -> Classifier:
+    torch.manual_seed(seed)
+    net = TinyCNN(in_channels, num_classes, width)
+    info = ModelInfo(name="tiny", dataset="test", input_size=(in_channels, size, size),
+                     class_names=[str(i) for i in range(num_classes)], mean=(0.5,) * in_channels,
+                     std=(0.5,) * in_channels, cam_layer="cam", feature_layer="head.pool", classifier_layer="head.fc")
+    return Classifier(net, info)
+
+
+def batch(model: Classifier, n=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    c, h, w = model.info.input_size
+    x = torch.rand(n, c, h, w, generator=g)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    return x, y
+
+
+def trained_digits_classifier() -> Classifier:
+    """The smoke-budget ``digits_cnn`` (trained once in seconds, then cached; ~95 % accuracy)."""
+    from advxai.models import get_model
+
+    return get_model("digits_cnn", device="cpu", train_budget="smoke")
+
+
+def digits_batch(model: Classifier, n=16, seed=0, correct_only=True):
+    """Test digits (correctly classified ones when asked) and their labels."""
+    from advxai.data import get_dataset
+
+    test = get_dataset("digits", "test")
+    b = test.batch(test.sample_indices(min(len(test), 4 * n), seed=seed))
+    if correct_only:
+        with torch.no_grad():
+            keep = model(b.x).argmax(1) == b.y
+        b.x, b.y = b.x[keep], b.y[keep]
+    return b.x[:n], b.y[:n]

@@ -1,0 +1,169 @@
+import pytest
+import torch
+import torch.nn as nn
+
+from advxai import runtime
+from advxai.data import get_dataset
+from advxai.models import Classifier, ModelInfo, get_model, list_models
+from advxai.models.small import DigitsCNN, DigitsVGG, ShapesDenseNet, ShapesResNet
+from advxai.models.training import TrainConfig, random_shift, train_classifier
+
+
+def _info(**kw):
+    base = dict(name="t", dataset="digits", input_size=(1, 28, 28), class_names=[str(i) for i in range(10)],
+                mean=(0.5,), std=(0.25,), cam_layer="cam", feature_layer="head.pool", classifier_layer="head.fc")
+    base.update(kw)
+    return ModelInfo(**base)
+
+
+def test_registry_names_and_errors():
+    names = set(list_models())
+    assert {"digits_cnn", "shapes_resnet", "shapes_densenet", "efficientnet_lite0", "resnet50", "vgg19"} <= names
+    with pytest.raises(ValueError, match="valid: .*shapes_resnet"):
+        get_model("resnet18")
+    with pytest.raises(ValueError, match="train_budget"):
+        get_model("digits_cnn", train_budget="tiny")
+    with pytest.raises(TypeError, match="weights"):
+        get_model("digits_cnn", weights="random")
+
+
+@pytest.mark.parametrize("arch, shape, cam", [
+    (lambda: DigitsCNN(10, 1), (2, 1, 28, 28), (7, 7)),
+    (lambda: DigitsVGG(10, 1), (2, 1, 28, 28), (7, 7)),
+    (lambda: ShapesResNet(20), (2, 3, 64, 64), (8, 8)),
+    (lambda: ShapesDenseNet(20), (2, 3, 64, 64), (8, 8)),
+])
+def test_small_models_have_an_exact_gap_head(arch, shape, cam):
+    net = arch().eval()
+    cam_layer = "cam" if hasattr(net, "cam") else "layer3"
+    info = _info(input_size=shape[1:], mean=(0.5,) * shape[1], std=(0.25,) * shape[1], cam_layer=cam_layer,
+                 class_names=[str(i) for i in range(net.head.fc.out_features)])
+    model = Classifier(net, info)
+    x = torch.rand(*shape)
+    logits, a = model.feature_maps(x)
+    assert a.shape[-2:] == cam
+    # CAM is exact: logits = W . mean(A) + b
+    expected = a.mean((2, 3)) @ model.classifier.weight.T + model.classifier.bias
+    assert torch.allclose(logits, expected, atol=1e-5)
+    assert model.features(x).shape == (2, a.shape[1])
+    assert not any(p.requires_grad for p in model.parameters())
+    assert not any(getattr(m, "inplace", False) for m in model.modules())
+
+
+def test_classifier_normalises_inside():
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    model = Classifier(net, _info(input_size=(1, 2, 2), class_names=["a", "b"], mean=(0.5,), std=(0.25,),
+                                  cam_layer="0", feature_layer="0", classifier_layer="1"))
+    x = torch.rand(3, 1, 2, 2)
+    assert torch.allclose(model(x), net((x - 0.5) / 0.25))
+    labels, probs = model.predict(x)
+    assert labels.shape == (3,) and torch.allclose(probs.sum(1), torch.ones(3))
+
+
+def test_random_shift_moves_content():
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(4, 1, 8, 8)
+    x[:, :, 4, 4] = 1
+    y = random_shift(x, 2, g)
+    assert y.shape == x.shape and torch.all(y.sum((1, 2, 3)) == 1)
+    assert not torch.equal(x, y)
+
+
+def _toy_problem():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(96, 1, 8, 8, generator=g)
+    y = (x[:, 0, :4].mean((1, 2)) > x[:, 0, 4:].mean((1, 2))).long()
+    return x, y
+
+
+def _toy_net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, 2))
+
+
+def test_training_is_deterministic_and_learns():
+    x, y = _toy_problem()
+    cfg = TrainConfig(epochs=4, batch_size=16, lr=1e-2)
+    a = train_classifier(_toy_net(), x, y, cfg)
+    b = train_classifier(_toy_net(), x, y, cfg)
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k])
+    assert a["history"][-1]["loss"] < a["history"][0]["loss"]
+
+
+def test_killed_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    x, y = _toy_problem()
+    cfg = TrainConfig(epochs=4, batch_size=16, lr=1e-2)
+    reference = train_classifier(_toy_net(), x, y, cfg)["state_dict"]
+
+    partial = tmp_path / "model.partial"
+    import advxai.models.training as training
+
+    real_save = training.atomic_save
+    saves = []
+
+    def save_then_die(obj, path):
+        real_save(obj, path)
+        saves.append(obj["epoch"])
+        if obj["epoch"] == 1:
+            raise KeyboardInterrupt  # the process is killed after epoch 2 was saved
+
+    monkeypatch.setattr(training, "atomic_save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(_toy_net(), x, y, cfg, partial_path=partial)
+    assert partial.exists() and saves == [0, 1]
+    monkeypatch.setattr(training, "atomic_save", real_save)
+    resumed = train_classifier(_toy_net(), x, y, cfg, partial_path=partial)
+    assert len(resumed["history"]) == 4
+    for k in reference:
+        assert torch.equal(reference[k], resumed["state_dict"][k])
+    assert not partial.exists()
+
+
+def test_efficientnet_lite0_has_real_imagenet_weights():
+    model = get_model("efficientnet_lite0", device="cpu")
+    photos = get_dataset("photos")
+    b = photos.batch(torch.arange(len(photos)))
+    pred, probs = model.predict(b.x)
+    top5 = probs.topk(5, 1).indices
+    hits = (top5 == b.y[:, None]).any(1).float().mean()
+    assert hits >= 0.75  # a random network would score ~0.005
+    assert pred[1].item() == 967  # coffee -> espresso
+    logits, a = model.feature_maps(b.x[:2])
+    assert a.shape == (2, 1280, 7, 7)
+    expected = model.classifier(a.mean((2, 3)))
+    assert torch.allclose(logits, expected, atol=1e-4)
+
+
+def test_torchvision_models_offline_paths(tmp_path, monkeypatch):
+    model = get_model("resnet50", device="cpu", weights="random")
+    assert model.info.input_size == (3, 224, 224) and "random" in model.info.weights
+    assert model(torch.rand(1, 3, 224, 224)).shape == (1, 1000)
+    # a state-dict file
+    path = tmp_path / "vgg.pth"
+    vgg = get_model("vgg19", device="cpu", weights="random")
+    torch.save(vgg.net.state_dict(), path)
+    again = get_model("vgg19", device="cpu", weights=str(path))
+    x = torch.rand(1, 3, 224, 224)
+    assert torch.allclose(vgg(x), again(x))
+    with pytest.raises(FileNotFoundError):
+        get_model("vgg19", weights=str(tmp_path / "missing.pth"))
+    dense = get_model("densenet169", device="cpu", weights="random")
+    logits, a = dense.feature_maps(torch.rand(1, 3, 224, 224))
+    assert a.shape == (1, 1664, 7, 7)
+    assert torch.allclose(logits, dense.classifier(a.mean((2, 3))), atol=1e-4)
+
+
+def test_torchvision_weights_offline_error_says_how(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    import advxai.models.torchvision_models as tvm_mod
+
+    def no_network(*_a, **_k):
+        raise runtime.NetworkForbidden("offline")
+
+    import torchvision.models as tvm
+
+    monkeypatch.setattr(tvm.ResNet50_Weights.IMAGENET1K_V1.__class__, "get_state_dict",
+                        lambda self, *a, **k: no_network())
+    with pytest.raises(RuntimeError, match="weights=/path/to/state_dict.pth"):
+        tvm_mod.load_torchvision_model("resnet50", device="cpu")
