@@ -46,7 +46,7 @@ TRAINED: dict[str, TrainedModelSpec] = {
         TrainConfig(epochs=4, batch_size=64, lr=3e-3, shift=2), None, (0.12,), (0.27,),
         "digits CNN: 5 conv+BatchNorm layers, 7x7x64 map, GAP + linear"),
     "digits_vgg": TrainedModelSpec(
-        DigitsVGG, "digits", TrainConfig(epochs=20, batch_size=64, lr=2e-3, shift=2),
+        DigitsVGG, "digits", TrainConfig(epochs=30, batch_size=64, lr=2e-3, shift=2),
         TrainConfig(epochs=4, batch_size=64, lr=2e-3, shift=2), None, (0.12,), (0.27,),
         "plain VGG-style digits CNN (no BatchNorm) for exact deep Taylor decomposition"),
     "shapes_resnet": TrainedModelSpec(
