@@ -108,3 +108,22 @@ def test_env_variable_turns_guard_on():
     env = {**os.environ, "ADVXAI_FORBID_NETWORK": "1"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.stdout.strip() == "NetworkForbidden", out.stderr
+
+
+def test_embedded_data_and_models_load_offline(tmp_path):
+    """What the smoke and quick profiles load (embedded data sets and models) never touches the network."""
+    code = textwrap.dedent("""
+        import torch
+        from advxai.data import get_dataset
+        from advxai.models import get_model
+        for name, kw in [("digits", {}), ("photos", {}), ("shapes", {"n": 64})]:
+            ds = get_dataset(name, "test", **kw)
+            ds.batch(torch.arange(4))
+        model = get_model("efficientnet_lite0", device="cpu")
+        model(torch.rand(1, 3, 224, 224))
+        get_model("digits_cnn", device="cpu", train_budget="smoke")
+        print("offline-ok")
+    """)
+    env = {**os.environ, "ADVXAI_FORBID_NETWORK": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert out.stdout.strip().endswith("offline-ok"), out.stderr[-2000:]
