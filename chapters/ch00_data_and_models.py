@@ -35,6 +35,7 @@ train_budget = "full"  # full | smoke: how long the models trained here are trai
 models = ["digits_cnn", "digits_vgg", "shapes_resnet", "shapes_densenet", "efficientnet_lite0"]
 photo_model = "efficientnet_lite0"
 n_show = 24  # images per grid
+shapes_train_n = 10000  # size of the shapes training split (the models' training set)
 rate_images = 1000  # images generated to measure the shapes generator's speed
 
 # %%
@@ -65,7 +66,7 @@ with timings("load data"):
     data = {
         ("digits", "train"): get_dataset("digits", "train"),
         ("digits", "test"): get_dataset("digits", "test"),
-        ("shapes", "train"): get_dataset("shapes", "train"),
+        ("shapes", "train"): get_dataset("shapes", "train", n=shapes_train_n),
         ("shapes", "test"): get_dataset("shapes", "test"),
         ("photos", "test"): get_dataset("photos", "test"),
     }
