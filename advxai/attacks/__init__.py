@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from ..registry import Registry
 from .base import Attack, AttackResult, check_budget, perturbation_norms
+from .cw import CW
+from .deepfool import DeepFool
 from .gradient import BIM, FGSM, PGD, project, resolve_mask
 from .objectives import AttackState, Objective, PredictionLoss, margin
 
@@ -16,6 +18,8 @@ ATTACKS = Registry("attack")
 ATTACKS.register("fgsm", "fast gradient sign method (one L-inf step of size eps)")(FGSM)
 ATTACKS.register("bim", "basic iterative method / I-FGSM (L-inf steps from the image, no random start)")(BIM)
 ATTACKS.register("pgd", "projected gradient descent, L-inf or L2, optional random start; a framework")(PGD)
+ATTACKS.register("cw", "Carlini & Wagner L2 (tanh space, Adam, binary search over c, confidence kappa); a framework")(CW)
+ATTACKS.register("deepfool", "DeepFool, L2, untargeted, with overshoot")(DeepFool)
 
 
 def get_attack(name: str, model, **params) -> Attack:
@@ -27,5 +31,5 @@ def list_attacks() -> list[str]:
     return ATTACKS.names()
 
 
-__all__ = ["ATTACKS", "Attack", "AttackResult", "AttackState", "BIM", "FGSM", "Objective", "PGD", "PredictionLoss",
+__all__ = ["ATTACKS", "Attack", "AttackResult", "AttackState", "BIM", "CW", "DeepFool", "FGSM", "Objective", "PGD", "PredictionLoss",
            "check_budget", "get_attack", "list_attacks", "margin", "perturbation_norms", "project", "resolve_mask"]

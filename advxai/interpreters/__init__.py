@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from ..registry import Registry
 from .base import Explanation, Interpreter, minmax_normalize, upsample_to
+from .ig import IntegratedGradients
 
 INTERPRETERS = Registry("interpreter")
+INTERPRETERS.register("ig", "Integrated Gradients (Gauss-Legendre path integral from a black baseline by default)")(
+    IntegratedGradients)
 
 
 def get_interpreter(name: str, model, **settings) -> Interpreter:
@@ -21,5 +24,5 @@ def list_interpreters() -> list[str]:
     return INTERPRETERS.names()
 
 
-__all__ = ["INTERPRETERS", "Explanation", "Interpreter", "get_interpreter", "list_interpreters", "minmax_normalize",
+__all__ = ["INTERPRETERS", "Explanation", "IntegratedGradients", "Interpreter", "get_interpreter", "list_interpreters", "minmax_normalize",
            "upsample_to"]
