@@ -5,6 +5,7 @@ import torch.nn as nn
 from advxai import runtime
 from advxai.data import get_dataset
 from advxai.models import Classifier, ModelInfo, get_model, list_models
+from advxai.models.torchvision_models import TORCHVISION
 from advxai.models.small import DigitsCNN, DigitsVGG, ShapesDenseNet, ShapesResNet
 from advxai.models.training import TrainConfig, random_shift, train_classifier
 
@@ -135,23 +136,26 @@ def test_efficientnet_lite0_has_real_imagenet_weights():
     assert torch.allclose(logits, expected, atol=1e-4)
 
 
-def test_torchvision_models_offline_paths(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", sorted(TORCHVISION))
+def test_torchvision_models_build_offline_with_valid_layer_names(name):
+    model = get_model(name, device="cpu", weights="random")
+    assert "random" in model.info.weights and model.info.num_classes == 1000
+    x = torch.rand(1, *model.info.input_size)
+    logits, (a, f) = model.forward_with(x, [model.info.cam_layer, model.info.feature_layer])
+    assert logits.shape == (1, 1000) and a.dim() == 4 and isinstance(model.classifier, nn.Linear)
+    if model.info.gap_head:  # CAM is exact: logits = W . mean(A) + b
+        assert torch.allclose(logits, model.classifier(a.mean((2, 3))), atol=1e-3)
+
+
+def test_torchvision_weights_from_a_file(tmp_path):
     model = get_model("resnet50", device="cpu", weights="random")
-    assert model.info.input_size == (3, 224, 224) and "random" in model.info.weights
-    assert model(torch.rand(1, 3, 224, 224)).shape == (1, 1000)
-    # a state-dict file
-    path = tmp_path / "vgg.pth"
-    vgg = get_model("vgg19", device="cpu", weights="random")
-    torch.save(vgg.net.state_dict(), path)
-    again = get_model("vgg19", device="cpu", weights=str(path))
+    path = tmp_path / "resnet50.pth"
+    torch.save(model.net.state_dict(), path)
+    again = get_model("resnet50", device="cpu", weights=str(path))
     x = torch.rand(1, 3, 224, 224)
-    assert torch.allclose(vgg(x), again(x))
+    assert torch.allclose(model(x), again(x))
     with pytest.raises(FileNotFoundError):
-        get_model("vgg19", weights=str(tmp_path / "missing.pth"))
-    dense = get_model("densenet169", device="cpu", weights="random")
-    logits, a = dense.feature_maps(torch.rand(1, 3, 224, 224))
-    assert a.shape == (1, 1664, 7, 7)
-    assert torch.allclose(logits, dense.classifier(a.mean((2, 3))), atol=1e-4)
+        get_model("resnet50", weights=str(tmp_path / "missing.pth"))
 
 
 def test_torchvision_weights_offline_error_says_how(tmp_path, monkeypatch):
