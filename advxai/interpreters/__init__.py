@@ -8,11 +8,26 @@ from __future__ import annotations
 
 from ..registry import Registry
 from .base import Explanation, Interpreter, minmax_normalize, upsample_to
-from .ig import IntegratedGradients
+from .cam import CAM, GradCAM
+from .gradient import Grad
+from .ig import IntegratedGradients, integrated_gradients
+from .mask import Mask
+from .rts import RTS
+from .surrogate import smooth_relu_backward
 
 INTERPRETERS = Registry("interpreter")
-INTERPRETERS.register("ig", "Integrated Gradients (Gauss-Legendre path integral from a black baseline by default)")(
-    IntegratedGradients)
+INTERPRETERS.register("ig", "Integrated Gradients (Gauss-Legendre path integral from a black baseline by default)",
+                      differentiable=False)(IntegratedGradients)
+INTERPRETERS.register("grad", "gradient saliency |d p_c / d x| (max over channels, pooled, min-max normalised)",
+                      differentiable=True)(Grad)
+INTERPRETERS.register("cam", "class activation mapping: last conv map weighted by the linear head",
+                      differentiable=True)(CAM)
+INTERPRETERS.register("gradcam", "Grad-CAM: gradient-weighted last conv map, any class or scalar score",
+                      differentiable=True)(GradCAM)
+INTERPRETERS.register("mask", "meaningful perturbation (Fong & Vedaldi): Adam on a deletion mask",
+                      differentiable=False)(Mask)
+INTERPRETERS.register("rts", "real-time saliency (Dabkowski & Gal): a trained masking model, cached per model",
+                      differentiable=True)(RTS)
 
 
 def get_interpreter(name: str, model, **settings) -> Interpreter:
@@ -24,5 +39,6 @@ def list_interpreters() -> list[str]:
     return INTERPRETERS.names()
 
 
-__all__ = ["INTERPRETERS", "Explanation", "IntegratedGradients", "Interpreter", "get_interpreter", "list_interpreters", "minmax_normalize",
+__all__ = ["CAM", "INTERPRETERS", "Explanation", "Grad", "GradCAM", "IntegratedGradients", "Interpreter", "Mask", "RTS",
+           "get_interpreter", "integrated_gradients", "list_interpreters", "minmax_normalize", "smooth_relu_backward",
            "upsample_to"]

@@ -19,12 +19,14 @@ change of the output its three values account for together).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
 from .base import Explanation, Interpreter
 
-__all__ = ["IntegratedGradients", "path_coefficients"]
+__all__ = ["IntegratedGradients", "integrated_gradients", "path_coefficients"]
 
 METHODS = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
 
@@ -51,6 +53,42 @@ def path_coefficients(steps: int, method: str = "gausslegendre") -> tuple[torch.
     else:
         a = torch.linspace(1 / (2 * steps), 1 - 1 / (2 * steps), steps, dtype=torch.float64)
     return a, w
+
+
+def integrated_gradients(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
+                         baseline: torch.Tensor | None = None, steps: int = 50, method: str = "gausslegendre",
+                         internal_batch_size: int = 64) -> torch.Tensor:
+    """Integrated gradients [B, ...] of any per-image scalar function along the straight path.
+
+    ``fn(points, index)`` maps a stack of path points [N, ...] and the index of the image each
+    point belongs to [N] to one value per point [N] (the index lets a function use per-image
+    targets or references). ``baseline`` defaults to zeros (black). Points of all images are
+    evaluated together, ``internal_batch_size`` at a time.
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if not isinstance(internal_batch_size, int) or internal_batch_size < 1:
+        raise ValueError(f"internal_batch_size must be a positive integer, got {internal_batch_size!r}")
+    x = x.detach()
+    base = torch.zeros_like(x) if baseline is None else baseline.detach().to(x).expand_as(x)
+    if base.shape != x.shape:
+        raise ValueError(f"baseline shape {tuple(base.shape)} differs from the inputs' {tuple(x.shape)}")
+    b, rest = len(x), x.shape[1:]
+    diff = x - base
+    alphas, weights = path_coefficients(steps, method)
+    alphas, weights = alphas.to(x.device, x.dtype), weights.to(x.device, x.dtype)
+    # all (point, image) pairs, point-major: row s*b + i is image i at alpha_s
+    total = len(alphas) * b
+    grads = torch.empty((total, *rest), device=x.device, dtype=x.dtype)
+    for start in range(0, total, internal_batch_size):
+        rows = torch.arange(start, min(total, start + internal_batch_size), device=x.device)
+        s, i = rows // b, rows % b
+        points = (base[i] + alphas[s].view(-1, *[1] * len(rest)) * diff[i]).requires_grad_(True)
+        with torch.enable_grad():
+            out = fn(points, i)
+            grads[rows], = torch.autograd.grad(out.sum(), points)
+    avg = (grads.view(len(alphas), b, *rest) * weights.view(-1, 1, *[1] * len(rest))).sum(0)
+    return diff * avg
 
 
 class IntegratedGradients(Interpreter):
@@ -93,23 +131,10 @@ class IntegratedGradients(Interpreter):
         return torch.full_like(x, float(self.baseline))
 
     def attribute(self, x: torch.Tensor, target: torch.Tensor, create_graph: bool) -> Explanation:
-        b, rest = len(x), x.shape[1:]
+        b = len(x)
         base = self.baseline_like(x)
-        diff = x - base
-        alphas, weights = path_coefficients(self.steps, self.method)
-        alphas = alphas.to(x.device, x.dtype)
-        weights = weights.to(x.device, x.dtype)
-        # all (point, image) pairs, point-major: row s*b + i is image i at alpha_s
-        total = len(alphas) * b
-        grads = torch.empty((total, *rest), device=x.device, dtype=x.dtype)
-        for start in range(0, total, self.internal_batch_size):
-            rows = torch.arange(start, min(total, start + self.internal_batch_size), device=x.device)
-            s, i = rows // b, rows % b
-            points = (base[i] + alphas[s].view(-1, *[1] * len(rest)) * diff[i]).requires_grad_(True)
-            out = self._output(points, target[i])
-            grads[rows], = torch.autograd.grad(out.sum(), points)
-        avg = (grads.view(len(alphas), b, *rest) * weights.view(-1, 1, *[1] * len(rest))).sum(0)
-        attributions = diff * avg
+        attributions = integrated_gradients(lambda points, i: self._output(points, target[i]), x, base,
+                                            self.steps, self.method, self.internal_batch_size)
         with torch.no_grad():
             logits = self.model(x)
             ends = self._output(torch.cat([x, base]), torch.cat([target, target]))
