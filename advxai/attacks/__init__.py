@@ -33,3 +33,8 @@ def list_attacks() -> list[str]:
 
 __all__ = ["ATTACKS", "Attack", "AttackResult", "AttackState", "BIM", "CW", "DeepFool", "FGSM", "Objective", "PGD", "PredictionLoss",
            "check_budget", "get_attack", "list_attacks", "margin", "perturbation_norms", "project", "resolve_mask"]
+
+
+from .store import adversarial_set, random_targets  # noqa: E402  (the store looks attacks up in ATTACKS)
+
+__all__ += ["adversarial_set", "random_targets"]
