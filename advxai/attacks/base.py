@@ -170,6 +170,8 @@ class Attack:
         probs = self.model(x_adv).softmax(1)
         conf, pred = probs.max(1)
         success = pred == target if target is not None else pred != y
+        if extras and "mask_empty" in extras:  # an attack with no pixel to change failed, whatever f(x) says
+            success = success & ~extras["mask_empty"].to(success.device)
         norms = perturbation_norms(x_adv, x)
         return AttackResult(x_adv, success, pred, conf, y, target, norms["linf"], norms["l2"], norms["l0"],
                             extras or {})

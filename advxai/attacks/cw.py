@@ -17,6 +17,8 @@ As a framework it accepts, with the same calling conventions as :class:`~advxai.
   iterations of one binary-search step. ``state.cache["const"]`` holds the current ``c`` per image;
 * ``step_mask``: per-pixel weights in [0, 1] (a tensor [B|1, 1|C, H, W] or a function of the benign
   batch) multiplying every Adam update in tanh space; pixels of weight 0 are never changed;
+  ``mask_steps`` limits it to the first iterations of each binary-search step (a warm start); an
+  image whose mask is all zero is reported as failed (``extras["mask_empty"]``) with a warning;
 * ``x_init``: a starting point other than the benign image (``perturb(..., x_init=...)``);
 * ``keep``: which successful iterate to return per image: ``"l2"`` (the smallest perturbation, as
   Carlini & Wagner), ``"objective"`` (the lowest total objective, extra terms included) or ``"last"``.
@@ -36,7 +38,7 @@ from typing import Sequence
 import torch
 
 from .base import Attack
-from .gradient import MaskLike, resolve_mask
+from .gradient import MaskLike, check_mask_steps, report_empty_mask, resolve_mask
 from .objectives import AttackState, Objective, PredictionLoss, Weight, margin
 
 __all__ = ["CW", "to_tanh_space", "from_tanh_space"]
@@ -60,7 +62,7 @@ class CW(Attack):
     def __init__(self, model, c: float = 1e-3, kappa: float = 0.0, steps: int = 1000, lr: float = 1e-2,
                  binary_search_steps: int = 9, abort_early: bool = True, targeted: bool = False,
                  terms: Sequence[tuple[Weight, object]] = (), step_mask: MaskLike = None, keep: str = "l2",
-                 seed: int = 0, batch_size: int | None = None):
+                 seed: int = 0, batch_size: int | None = None, mask_steps: int | None = None):
         super().__init__(model, targeted=targeted, seed=seed, batch_size=batch_size)
         if not (isinstance(c, (int, float)) and c > 0 and math.isfinite(c)):
             raise ValueError(f"c (the initial constant) must be a positive number, got {c!r}")
@@ -79,6 +81,7 @@ class CW(Attack):
         self.prediction = PredictionLoss("cw", kappa=self.kappa)
         self.extra = Objective(list(terms)) if terms else None
         self.step_mask = step_mask
+        self.mask_steps = check_mask_steps(mask_steps)
 
     # -- pieces a composed attack may reuse --------------------------------------------------
     def succeeds(self, logits: torch.Tensor, state: AttackState) -> torch.Tensor:
@@ -100,6 +103,7 @@ class CW(Attack):
                 x_init: torch.Tensor | None = None) -> torch.Tensor:
         n = len(x)
         mask = resolve_mask(self.step_mask, x)
+        empty = report_empty_mask(self, mask, n, self.mask_steps is None or self.mask_steps >= self.steps)
         start = x if x_init is None else x_init.detach().to(x.device).clamp(0, 1)
         w0 = to_tanh_space(start)
         x_ref = from_tanh_space(to_tanh_space(x))  # x as the tanh map reproduces it
@@ -127,7 +131,8 @@ class CW(Attack):
                 state.step = step
                 w = w.detach().requires_grad_(True)
                 x_adv = from_tanh_space(w)
-                if mask is not None:  # pixels of weight 0 keep their exact benign value
+                masked = mask is not None and (self.mask_steps is None or step < self.mask_steps)
+                if masked:  # pixels of weight 0 keep their exact benign value
                     x_adv = torch.where(mask > 0, x_adv, x)
                 state.logits = self.model(x_adv)
                 total, l2sq = self.losses(x_adv, x_ref, const, state)
@@ -153,7 +158,7 @@ class CW(Attack):
                     v.mul_(b2).add_((1 - b2) * grad * grad)
                     t = step + 1
                     update = self.lr * (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + adam_eps)
-                    if mask is not None:
+                    if masked:
                         update = update * mask
                     update = update * active.view(-1, 1, 1, 1)
                     w = w.detach() - update
@@ -162,4 +167,6 @@ class CW(Attack):
             lower = torch.where(found, lower, torch.maximum(lower, const))
             const = torch.where(torch.isinf(upper), const * 10, (lower + upper) / 2)
         self._extras = {"const": best_const.detach()}
+        if empty is not None:
+            self._extras["mask_empty"] = empty
         return best.detach()

@@ -7,6 +7,9 @@ alone) with projected steps, and accepts:
   adaptive attack ...), added to the prediction loss;
 * ``step_mask``: per-pixel weights in [0, 1] multiplying every step and the random start
   (AdvEdge's Sobel edges), a tensor [B, 1|C, H, W] or a function of the benign batch;
+  ``mask_steps`` limits it to the first steps (a warm start restricted to the edges, as the
+  AdvEdge authors' code does). An image whose mask is all zero cannot change: a warning says so and
+  its attack is reported as failed (``extras["mask_empty"]``);
 * ``x_init``: a starting point other than the benign image (a warm start), still projected into
   the budget around the benign image;
 * ``keep="best"``: return, per image, the successful iterate with the lowest objective instead of
@@ -18,6 +21,7 @@ torchattacks' FGSM/PGD, which ascend the cross-entropy).
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Sequence
 
 import torch
@@ -25,7 +29,7 @@ import torch
 from .base import Attack, check_budget
 from .objectives import AttackState, Objective, PredictionLoss, Weight
 
-__all__ = ["PGD", "FGSM", "BIM", "project", "resolve_mask"]
+__all__ = ["PGD", "FGSM", "BIM", "project", "resolve_mask", "check_mask_steps", "report_empty_mask"]
 
 MaskLike = torch.Tensor | Callable[[torch.Tensor], torch.Tensor] | None
 
@@ -55,13 +59,38 @@ def resolve_mask(step_mask: MaskLike, x: torch.Tensor) -> torch.Tensor | None:
     return mask
 
 
+def check_mask_steps(mask_steps: int | None) -> int | None:
+    if mask_steps is not None and (isinstance(mask_steps, bool) or not isinstance(mask_steps, int) or mask_steps < 0):
+        raise ValueError(f"mask_steps must be None (the mask applies to every step) or an integer >= 0, got {mask_steps!r}")
+    return mask_steps
+
+
+def report_empty_mask(attack: Attack, mask: torch.Tensor | None, n: int, throughout: bool) -> torch.Tensor | None:
+    """Per image, whether its step mask leaves no pixel to change (bool [n]); warns when one does.
+
+    Only a mask that restricts every step makes the attack impossible; one limited to a warm start
+    does not (the later steps are free), so then nothing is flagged.
+    """
+    if mask is None:
+        return None
+    from .edges import empty_masks
+
+    empty = empty_masks(mask, n) & throughout
+    if empty.any():
+        warnings.warn(f"{attack.name}: the step mask leaves no pixel to perturb in {int(empty.sum())} of {n} image(s) "
+                      f"(e.g. no edge above the threshold); they are left unchanged and reported as failed",
+                      stacklevel=4)
+    return empty
+
+
 class PGD(Attack):
     name = "pgd"
 
     def __init__(self, model, eps: float = 8 / 255, alpha: float | None = None, steps: int = 10,
                  norm: str = "linf", random_start: bool = True, targeted: bool = False, loss: str = "ce",
                  kappa: float = 0.0, label_smoothing: float = 0.0, terms: Sequence[tuple[Weight, object]] = (),
-                 step_mask: MaskLike = None, keep: str = "last", seed: int = 0, batch_size: int | None = None):
+                 step_mask: MaskLike = None, keep: str = "last", seed: int = 0, batch_size: int | None = None,
+                 mask_steps: int | None = None):
         super().__init__(model, targeted=targeted, seed=seed, batch_size=batch_size)
         if norm not in ("linf", "l2"):
             raise ValueError(f"norm must be 'linf' or 'l2', got {norm!r}")
@@ -80,6 +109,7 @@ class PGD(Attack):
         self.random_start, self.keep = random_start, keep
         self.objective = Objective([(1.0, PredictionLoss(loss, kappa, label_smoothing)), *terms])
         self.step_mask = step_mask
+        self.mask_steps = check_mask_steps(mask_steps)
 
     # The default prediction term and the extra ones, exposed for frameworks built on PGD.
     def state(self, x, y, target) -> AttackState:
@@ -108,6 +138,10 @@ class PGD(Attack):
     def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
                 x_init: torch.Tensor | None = None) -> torch.Tensor:
         mask = resolve_mask(self.step_mask, x)
+        throughout = self.mask_steps is None or self.mask_steps >= self.steps
+        empty = report_empty_mask(self, mask, len(x), throughout)
+        if empty is not None:
+            self._extras = {**getattr(self, "_extras", {}), "mask_empty": empty}
         state = self.state(x, y, target)
         if x_init is not None:
             x_adv = project(x_init.detach().to(x.device), x, self.eps, self.norm)
@@ -124,7 +158,8 @@ class PGD(Attack):
             grad, = torch.autograd.grad(loss.sum(), x_adv)
             if self.keep == "best":
                 best, best_loss = self._track_best(x_adv.detach(), loss.detach(), state, best, best_loss)
-            x_adv = project(x_adv.detach() - self.alpha * self.step_direction(grad, mask), x, self.eps, self.norm)
+            step_mask = mask if (self.mask_steps is None or step < self.mask_steps) else None
+            x_adv = project(x_adv.detach() - self.alpha * self.step_direction(grad, step_mask), x, self.eps, self.norm)
         if self.keep == "best":
             with torch.no_grad():
                 state.step, state.logits = self.steps, self.model(x_adv)

@@ -1,0 +1,159 @@
+"""AdvEdge / AdvEdge+ step masks on the PGD and C&W frameworks: variants by name, thresholds,
+the warm-start-only placement, and masks that leave nothing to perturb."""
+import math
+import warnings
+
+import pytest
+import torch
+
+from advxai.attacks import CW, PGD
+from advxai.attacks.edges import (advedge_threshold, edge_mask, edge_step, edge_step_mask, empty_masks,
+                                  sobel_magnitude, split_by_placement)
+
+from .helpers import batch, small_digits_mlp, tiny_classifier
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_classifier(in_channels=3, size=16, width=12)
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    return small_digits_mlp()
+
+
+def _edge_images(n=6, size=16, seed=0, noise=0.02):
+    """Images in [0.2, 0.8] (so no step is clipped at 0 or 1) with one bright square: strong edges on its border only."""
+    g = torch.Generator().manual_seed(seed)
+    x = 0.3 + noise * torch.rand(n, 3, size, size, generator=g)
+    x[..., 4:12, 4:12] += 0.4
+    return x
+
+
+def test_variants_by_name():
+    x = _edge_images()
+    assert torch.equal(edge_step_mask(x, "advedge"), sobel_magnitude(x))
+    plus = edge_step_mask(x, "AdvEdge+", 0.05)
+    assert torch.equal(plus, edge_mask(x, 0.05)) and set(plus.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(edge_step_mask(x, "advedge+"), edge_mask(x, 0.1))  # the paper's default
+    assert torch.equal(edge_step("advedge+", 0.2)(x), edge_mask(x, 0.2))
+    assert advedge_threshold("rts") == 0.05 and advedge_threshold("cam") == advedge_threshold(None) == 0.1
+
+
+@pytest.mark.parametrize("threshold", [-0.01, 1.5, float("nan"), True, "0.1"])
+def test_threshold_outside_unit_interval_is_an_error(threshold):
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        edge_step("advedge+", threshold)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        edge_mask(torch.rand(1, 3, 8, 8), threshold)
+
+
+def test_unknown_variant_and_misplaced_threshold():
+    with pytest.raises(ValueError, match="advedge, advedge\\+"):
+        edge_step("sobel")
+    with pytest.raises(ValueError, match="no threshold"):
+        edge_step("advedge", 0.1)
+    with pytest.raises(ValueError, match="throughout, warm_start"):
+        split_by_placement(None, "middle")
+    m = edge_step("advedge")
+    assert split_by_placement(m, "throughout") == (m, m) and split_by_placement(m, "warm_start") == (m, None)
+
+
+def test_advedge_weights_every_pgd_step(model):
+    """One sign step of size alpha moves each pixel by exactly alpha * edge weight (where the gradient is not 0)."""
+    x = _edge_images(noise=0.0)
+    y = model(x).argmax(1)
+    alpha = 0.05
+    res = PGD(model, eps=0.1, alpha=alpha, steps=1, random_start=False, step_mask=edge_step("advedge"))(x, y)
+    w = sobel_magnitude(x).expand_as(x)
+    moved = (res.x_adv - x).abs()
+    assert torch.all(moved <= alpha * w + 1e-6)
+    assert torch.allclose(moved[moved > 0], (alpha * w)[moved > 0], atol=1e-6)
+    assert (w > 0).any() and moved[w == 0].max() == 0
+
+
+@pytest.mark.parametrize("threshold", [0.1, 0.05])
+def test_advedge_plus_on_pgd_and_cw_touches_only_edges(model, threshold):
+    x = _edge_images()
+    y = model(x).argmax(1)
+    outside = edge_mask(x, threshold).expand_as(x) == 0
+    step = edge_step("advedge+", threshold)
+    pgd = PGD(model, eps=0.1, steps=5, step_mask=step)(x, y)
+    cw = CW(model, c=10.0, steps=20, binary_search_steps=1, lr=0.05, step_mask=step, keep="last")(x, y)
+    for res in (pgd, cw):
+        assert (res.x_adv - x)[outside].abs().max() == 0
+    assert (pgd.x_adv - x)[~outside].abs().max() > 0
+    assert "mask_empty" in pgd.extras and not pgd.extras["mask_empty"].any()
+
+
+@pytest.mark.parametrize("norm, eps", [("linf", 0.1), ("l2", 1.0)])
+def test_empty_edge_mask_is_a_reported_failure_not_a_division_by_zero(model, norm, eps):
+    x = torch.full((4, 3, 16, 16), 0.5)  # flat images: no edge anywhere
+    x[2:, :, 4:12, 4:12] = 0.9  # two images with edges
+    y = model(x).argmax(1)
+    wrong = (y + 1) % 10  # labels the model gets wrong: an untouched image already "fools" it
+    with pytest.warns(UserWarning, match="no pixel to perturb in 2 of 4"):
+        res = PGD(model, eps=eps, steps=3, norm=norm, step_mask=edge_step("advedge"))(x, wrong)
+    assert torch.isfinite(res.x_adv).all()
+    assert torch.equal(res.x_adv[:2], x[:2])
+    assert res.extras["mask_empty"].tolist() == [True, True, False, False]
+    assert not res.success[:2].any()  # reported failed although pred != label
+    with pytest.warns(UserWarning, match="no pixel to perturb in 4 of 4"):
+        res = CW(model, steps=5, binary_search_steps=1, step_mask=edge_step("advedge+", 1.0))(x, wrong)
+    assert torch.equal(res.x_adv, x) and not res.success.any() and res.extras["mask_empty"].all()
+
+
+def test_empty_masks_helper():
+    m = torch.zeros(3, 1, 4, 4)
+    m[1, 0, 2, 2] = 0.3
+    assert empty_masks(m).tolist() == [True, False, True]
+    assert empty_masks(torch.zeros(1, 1, 4, 4), n=5).tolist() == [True] * 5
+
+
+def test_warm_start_placement_equals_two_stages(model):
+    """mask_steps=k (edges only in the first k steps) is a masked warm start followed by free steps."""
+    x = _edge_images()
+    y = model(x).argmax(1)
+    step = edge_step("advedge+", 0.1)
+    kw = dict(eps=0.1, alpha=0.01, random_start=False)
+    one_run = PGD(model, steps=6, step_mask=step, mask_steps=2, **kw)(x, y).x_adv
+    warm_mask, main_mask = split_by_placement(step, "warm_start")
+    warm = PGD(model, steps=2, step_mask=warm_mask, **kw).perturb(x, y, None)
+    two_stages = PGD(model, steps=4, step_mask=main_mask, **kw).perturb(x, y, None, x_init=warm)
+    assert torch.allclose(one_run, two_stages, atol=1e-7)
+    outside = edge_mask(x, 0.1).expand_as(x) == 0
+    assert (one_run - x)[outside].abs().max() > 0  # after the warm start, steps leave the edges
+    always = PGD(model, steps=6, step_mask=step, **kw)(x, y).x_adv
+    assert (always - x)[outside].abs().max() == 0
+    assert torch.equal(PGD(model, steps=6, step_mask=step, mask_steps=6, **kw)(x, y).x_adv, always)
+
+
+def test_warm_start_only_mask_is_not_reported_empty(model):
+    x = torch.full((2, 3, 16, 16), 0.5)
+    y = model(x).argmax(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = PGD(model, eps=0.1, steps=4, step_mask=edge_step("advedge"), mask_steps=1)(x, y)
+    assert not res.extras["mask_empty"].any()
+
+
+def test_cw_mask_steps_frees_pixels_after_the_warm_start(mlp):
+    from .helpers import digits_batch
+
+    x, y = digits_batch(mlp, 6)
+    step = edge_step("advedge+", 0.1)
+    outside = edge_mask(x, 0.1).expand_as(x) == 0
+    kw = dict(c=5.0, steps=30, binary_search_steps=1, lr=0.05, keep="last", abort_early=False)
+    always = CW(mlp, step_mask=step, **kw)(x, y)
+    warm = CW(mlp, step_mask=step, mask_steps=10, **kw)(x, y)
+    assert (always.x_adv - x)[outside].abs().max() == 0
+    assert (warm.x_adv - x)[outside].abs().max() > 0
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True])
+def test_mask_steps_checked(model, bad):
+    with pytest.raises(ValueError, match="mask_steps"):
+        PGD(model, mask_steps=bad)
+    with pytest.raises(ValueError, match="mask_steps"):
+        CW(model, mask_steps=bad)
