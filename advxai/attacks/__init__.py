@@ -38,3 +38,11 @@ __all__ = ["ATTACKS", "Attack", "AttackResult", "AttackState", "BIM", "CW", "Dee
 from .store import adversarial_set, random_targets  # noqa: E402  (the store looks attacks up in ATTACKS)
 
 __all__ += ["adversarial_set", "random_targets"]
+
+from .adv2 import ADV2, ADV2CW, ADV2Mask, make_adv2, make_adv2_cw  # noqa: E402
+
+ATTACKS.register("adv2", "ADV² (Zhang et al.): targeted PGD that also keeps a chosen interpretation; "
+                 "interpreter=grad|cam|gradcam|rts|mask, budget=paper|quick|smoke")(make_adv2)
+ATTACKS.register("adv2_cw", "ADV² on Carlini & Wagner L2: the interpretation term added to the C&W objective")(make_adv2_cw)
+
+__all__ += ["ADV2", "ADV2CW", "ADV2Mask", "make_adv2", "make_adv2_cw"]
