@@ -1,0 +1,197 @@
+"""Adversarial training (Madry et al.) as Gulshad et al. use it: PGD with a random start, mixed loss.
+
+Each mini-batch is attacked with L-inf PGD from a random point in the eps-ball (``advxai.attacks.PGD``,
+the model in eval mode so BatchNorm statistics are not moved by the attack), then the network is
+updated on
+
+    J_adv = α CE(f(x), y) + (1 - α) CE(f(x̂), y)          (their Eq. 2; α = 1/2 by default)
+
+in train mode. Training starts from a classifier trained on clean images (the "clean epochs" of the
+authors' code: the cached embedded model) and fine-tunes it for ``epochs`` adversarial epochs.
+
+:func:`robust_model` builds, caches and returns such a model by name: the cache key holds the base
+model's own key (architecture, data, budget), the whole :class:`AdvTrainConfig` and a digest of this
+module's source, so changing anything that determines the weights retrains. Progress is kept per
+epoch beside the cache entry, so a killed run resumes.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..attacks.base import check_budget
+from ..attacks.gradient import PGD
+from ..models.base import Classifier
+from ..runtime import CacheCorrupted, atomic_save, cache_path, cached, load_checkpoint, remove_entry, resolve_device
+
+__all__ = ["AdvTrainConfig", "adversarial_train", "robust_model", "robust_model_spec", "SMOKE_OVERRIDES"]
+
+
+@dataclass(frozen=True)
+class AdvTrainConfig:
+    """Settings of the adversarial fine-tuning; ``alpha=None`` means 2.5 eps / steps (Madry et al.)."""
+
+    eps: float
+    steps: int = 5
+    alpha: float | None = None
+    epochs: int = 3
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    batch_size: int = 64
+    clean_weight: float = 0.5  # α of Eq. 2: (clean + adversarial) / 2
+    n_train: int | None = None  # images of the training split used (None: the whole split)
+    seed: int = 0
+
+    def __post_init__(self):
+        check_budget("eps", self.eps)
+        if self.alpha is not None:
+            check_budget("alpha", self.alpha)
+        for name in ("steps", "epochs", "batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if not 0 <= self.clean_weight < 1:
+            raise ValueError(f"clean_weight must be in [0, 1) (1 would be clean training), got {self.clean_weight!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if self.n_train is not None and (not isinstance(self.n_train, int) or self.n_train < 1):
+            raise ValueError(f"n_train must be a positive integer or None, got {self.n_train!r}")
+
+    @property
+    def step_size(self) -> float:
+        return self.alpha if self.alpha is not None else 2.5 * self.eps / self.steps
+
+
+# A smoke budget shortens the fine-tuning as the embedded models' smoke budget shortens training.
+SMOKE_OVERRIDES = {"epochs": 1, "steps": 2, "n_train": 256}
+
+
+def adversarial_train(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, cfg: AdvTrainConfig,
+                      partial_path: Path | None = None, desc: str = "adversarial training") -> dict:
+    """Fine-tune ``model`` in place with PGD adversarial training; returns its state dict and history.
+
+    ``model`` is a :class:`~advxai.models.Classifier` (inputs in [0, 1], normalisation inside, so the
+    attack and the training see the same pixels). Its parameters are unfrozen while training and frozen
+    again at the end; it is left in eval mode.
+    """
+    if x_train.dim() != 4 or len(x_train) != len(y_train):
+        raise ValueError(f"training images [N, C, H, W] and labels [N] must match, got {tuple(x_train.shape)} "
+                         f"and {tuple(y_train.shape)}")
+    if x_train.numel() and (x_train.min() < 0 or x_train.max() > 1):
+        raise ValueError("training images must be in [0, 1]")
+    device = model.device
+    net = model.net
+    net.requires_grad_(True)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = (len(x_train) + cfg.batch_size - 1) // cfg.batch_size
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
+    attack = PGD(model, eps=cfg.eps, alpha=cfg.step_size, steps=cfg.steps, random_start=True)
+    history, start_epoch = [], 0
+    if partial_path is not None and Path(partial_path).exists():
+        try:
+            state = load_checkpoint(partial_path)
+            if state.get("config") == asdict(cfg):
+                net.load_state_dict(state["model"])
+                opt.load_state_dict(state["optimizer"])
+                sched.load_state_dict(state["scheduler"])
+                history, start_epoch = state["history"], state["epoch"] + 1
+        except CacheCorrupted:
+            remove_entry(partial_path)
+    for epoch in tqdm(range(start_epoch, cfg.epochs), desc=desc, initial=start_epoch, total=cfg.epochs, leave=False):
+        g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        order = torch.randperm(len(x_train), generator=g)
+        t0, sums = time.time(), {"loss": 0.0, "clean": 0, "adv": 0}
+        for b, s in enumerate(range(0, len(order), cfg.batch_size)):
+            idx = order[s:s + cfg.batch_size]
+            xb, yb = x_train[idx].to(device), y_train[idx].to(device)
+            model.eval()
+            attack.seed = (cfg.seed * 1_000_003 + epoch) * 10_007 + b  # a fresh random start per batch
+            with torch.enable_grad():
+                x_adv = attack.perturb(xb, yb, None).detach()
+            net.train()
+            logits = model(torch.cat([xb, x_adv]))
+            clean, adv = logits[:len(xb)], logits[len(xb):]
+            loss = cfg.clean_weight * F.cross_entropy(clean, yb) + (1 - cfg.clean_weight) * F.cross_entropy(adv, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            sums["loss"] += loss.item() * len(idx)
+            sums["clean"] += (clean.argmax(1) == yb).sum().item()
+            sums["adv"] += (adv.argmax(1) == yb).sum().item()
+        n = len(order)
+        history.append({"epoch": epoch, "loss": sums["loss"] / n, "train_clean_accuracy": sums["clean"] / n,
+                        "train_adv_accuracy": sums["adv"] / n, "seconds": time.time() - t0})
+        if partial_path is not None and epoch < cfg.epochs - 1:
+            atomic_save({"config": asdict(cfg), "epoch": epoch, "model": net.state_dict(),
+                         "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "history": history},
+                        partial_path)
+    model.eval()
+    net.requires_grad_(False)
+    if partial_path is not None:
+        remove_entry(partial_path)
+    return {"state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "history": history}
+
+
+def _source_digest() -> str:
+    text = inspect.getsource(adversarial_train) + inspect.getsource(PGD)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def robust_model_spec(name: str, cfg: AdvTrainConfig, train_budget: str = "full", device: str = "auto") -> dict:
+    """Everything that determines the weights of :func:`robust_model` (its cache key)."""
+    from ..models.embedded import TRAINED, trained_model_spec
+
+    if name not in TRAINED:
+        raise ValueError(f"adversarial training starts from a model trained here; valid: {sorted(TRAINED)} "
+                         f"(got {name!r})")
+    return {"name": f"{name}-at", "base": trained_model_spec(name, train_budget, device), "config": asdict(cfg),
+            "source": _source_digest()}
+
+
+def robust_model(name: str, eps: float, *, train_budget: str = "full", device: str = "auto",
+                 **config) -> Classifier:
+    """The embedded model ``name`` fine-tuned with PGD adversarial training at ``eps``; cached.
+
+    ``config``: further :class:`AdvTrainConfig` fields (steps, alpha, epochs, lr, n_train, ...). The
+    ``smoke`` budget starts from the smoke model and applies :data:`SMOKE_OVERRIDES` unless given.
+    """
+    from ..data import get_dataset
+    from ..models import get_model
+    from ..models.embedded import TRAINED
+
+    cfg = AdvTrainConfig(eps=eps, **config)
+    if train_budget == "smoke":
+        cfg = replace(cfg, **{k: v for k, v in SMOKE_OVERRIDES.items() if k not in config})
+    key = robust_model_spec(name, cfg, train_budget, device)
+    base = get_model(name, device=device, train_budget=train_budget)
+
+    def build() -> dict:
+        n_train = cfg.n_train if cfg.n_train is not None else key["base"]["n_train"]
+        kwargs = {"n": n_train} if (n_train is not None and TRAINED[name].dataset == "shapes") else {}
+        train = get_dataset(TRAINED[name].dataset, split="train", **kwargs)
+        index = torch.arange(min(len(train), n_train or len(train)))
+        model = copy.deepcopy(base)
+        torch.manual_seed(cfg.seed)
+        result = adversarial_train(model, train.load_images(index), train.labels[index], cfg,
+                                   partial_path=cache_path("models", key, suffix=".partial"),
+                                   desc=f"adversarial training {name} eps={eps:.3f}")
+        return {"state_dict": result["state_dict"], "history": result["history"]}
+
+    payload = cached("models", key, build)
+    model = copy.deepcopy(base)
+    model.net.load_state_dict(payload["state_dict"])
+    model.info = replace(base.info, name=f"{name}_at", test_accuracy=None,
+                         weights=f"{base.info.weights}; PGD adversarial training eps={eps:.4f} (cached)",
+                         notes={**base.info.notes, "adversarial_training": asdict(cfg),
+                                "at_history": payload["history"]})
+    model.eval().requires_grad_(False)
+    return model.to(resolve_device(device))
