@@ -46,3 +46,11 @@ ATTACKS.register("adv2", "ADV² (Zhang et al.): targeted PGD that also keeps a c
 ATTACKS.register("adv2_cw", "ADV² on Carlini & Wagner L2: the interpretation term added to the C&W objective")(make_adv2_cw)
 
 __all__ += ["ADV2", "ADV2CW", "ADV2Mask", "make_adv2", "make_adv2_cw"]
+
+from .stadv import ADV2StAdv, StAdv, make_adv2_stadv  # noqa: E402
+
+ATTACKS.register("stadv", "StAdv (Xiao et al.): a smooth flow field, bilinear resampling, Adam; a framework")(StAdv)
+ATTACKS.register("adv2_stadv", "ADV² on StAdv: the interpretation term added to the flow attack "
+                 "(interpreter=grad|cam|gradcam|rts, budget=paper|quick|smoke)")(make_adv2_stadv)
+
+__all__ += ["ADV2StAdv", "StAdv", "make_adv2_stadv"]
