@@ -10,7 +10,9 @@ from __future__ import annotations
 from ..registry import Registry
 from .base import Attack, AttackResult, check_budget, perturbation_norms
 from .cw import CW
+from .boundary import Boundary
 from .deepfool import DeepFool
+from .lbfgs import LBFGS
 from .gradient import BIM, FGSM, PGD, project, resolve_mask
 from .objectives import AttackState, Objective, PredictionLoss, margin
 
@@ -20,6 +22,8 @@ ATTACKS.register("bim", "basic iterative method / I-FGSM (L-inf steps from the i
 ATTACKS.register("pgd", "projected gradient descent, L-inf or L2, optional random start; a framework")(PGD)
 ATTACKS.register("cw", "Carlini & Wagner L2 (tanh space, Adam, binary search over c, confidence kappa); a framework")(CW)
 ATTACKS.register("deepfool", "DeepFool, L2, untargeted, with overshoot")(DeepFool)
+ATTACKS.register("lbfgs", "box-constrained L-BFGS (Szegedy et al.), targeted, search over the distance weight c")(LBFGS)
+ATTACKS.register("boundary", "Boundary attack (Brendel et al.), decision-based, untargeted, L2")(Boundary)
 
 
 def get_attack(name: str, model, **params) -> Attack:
@@ -31,7 +35,7 @@ def list_attacks() -> list[str]:
     return ATTACKS.names()
 
 
-__all__ = ["ATTACKS", "Attack", "AttackResult", "AttackState", "BIM", "CW", "DeepFool", "FGSM", "Objective", "PGD", "PredictionLoss",
+__all__ = ["ATTACKS", "Attack", "AttackResult", "AttackState", "BIM", "Boundary", "CW", "DeepFool", "LBFGS", "FGSM", "Objective", "PGD", "PredictionLoss",
            "check_budget", "get_attack", "list_attacks", "margin", "perturbation_norms", "project", "resolve_mask"]
 
 
