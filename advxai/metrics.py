@@ -58,3 +58,94 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: in
 def noise_rate(x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``1 - SSIM(x_adv, x)`` per image: the share of structure the perturbation changed."""
     return 1.0 - ssim(x_adv, x)
+
+
+# --------------------------------------------------------------------------- ranking quality (NDCG)
+
+COVERAGE_RULES = ("within", "reach")
+
+
+def _check_coverage(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"{name} (the share of probability the scored classes cover) must be in (0, 1], got {value!r}")
+    return float(value)
+
+
+def coverage_count(probs: torch.Tensor, coverage: float, rule: str = "within") -> torch.Tensor:
+    """How many top classes are scored, per image [B] (the paper's K1 / K2).
+
+    ``"within"`` (Eq. 3): the largest ``k`` whose top-``k`` probabilities sum to at most ``coverage``;
+    when the top class alone exceeds it (the paper's ``K = 0``) the top class is still scored, so
+    ``K >= 1`` and the ideal DCG is never zero. ``"reach"``: the smallest ``k`` whose top-``k``
+    probabilities reach ``coverage`` (the class that crosses it is included).
+    """
+    if rule not in COVERAGE_RULES:
+        raise ValueError(f"unknown coverage rule {rule!r}; valid: {', '.join(COVERAGE_RULES)}")
+    _check_coverage("coverage", coverage)
+    cum = probs.sort(1, descending=True).values.cumsum(1)
+    tol = 1e-6  # cumulative sums of float32 probabilities; a coverage of 1 must count every class
+    if rule == "within":
+        k = (cum <= coverage + tol).sum(1)
+    else:
+        k = (cum < coverage - tol).sum(1) + 1
+    return k.clamp(min=1, max=probs.shape[1])
+
+
+def ndcg_relevance(benign_logits: torch.Tensor, coverage: float = 0.99, rule: str = "within") -> torch.Tensor:
+    """Eq. 3: graded relevance per class [B, K] from the benign prediction.
+
+    The top ``K1`` classes get ``l_j / sum_{i <= K1} l_i``, the others 0. Logits are first shifted by
+    the image's smallest logit (``l - min l``), which changes neither the softmax nor the ranking
+    but makes every relevance non-negative, so negative logits cannot flip a sign or blow up the
+    ratio; when the scored logits are all equal each gets ``1 / K1``.
+    """
+    logits = benign_logits.detach().float()
+    k1 = coverage_count(logits.softmax(1), coverage, rule)
+    shifted = logits - logits.min(1, keepdim=True).values
+    order = logits.argsort(1, descending=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(logits.shape[1], device=logits.device).expand_as(order))
+    scored = rank < k1[:, None]
+    total = (shifted * scored).sum(1, keepdim=True)
+    rel = torch.where(total > 0, shifted / total.clamp(min=1e-30), 1.0 / k1[:, None].float())
+    return rel * scored
+
+
+def dcg(relevance_in_rank_order: torch.Tensor, k: int) -> torch.Tensor:
+    """Eq. 5: ``sum_{j <= k} (2^R_j - 1) / log2(1 + j)`` per image (the log's base cancels in NDCG)."""
+    r = relevance_in_rank_order[:, :k]
+    j = torch.arange(1, r.shape[1] + 1, device=r.device, dtype=r.dtype)
+    return ((2 ** r - 1) / torch.log2(1 + j)).sum(1)
+
+
+def ndcg(benign_logits: torch.Tensor, logits: torch.Tensor, k: int | list[int] = 5, coverage_b: float = 0.99,
+         coverage_a: float = 0.99, rule: str = "within") -> torch.Tensor:
+    """NDCG@k of a prediction (adversarial or cleaned) against its benign counterpart (Eqs. 3-7).
+
+    The benign logits grade the classes (:func:`ndcg_relevance`, coverage ``coverage_b``); the other
+    prediction's ranking gets, at each of its top ``K2`` ranks (coverage ``coverage_a``), the benign
+    relevance of the class it put there (Eq. 4), zero below; DCG@k of that ranking is divided by the
+    benign ranking's own (ideal) DCG@k. Values lie in [0, 1]; 1 means the same top classes in the
+    same order. Returns [B] for one ``k``, [B, len(k)] for a list.
+    """
+    if benign_logits.shape != logits.shape or benign_logits.dim() != 2:
+        raise ValueError(f"ndcg needs two [B, K] logit tensors of one shape, got {tuple(benign_logits.shape)} "
+                         f"and {tuple(logits.shape)}")
+    _check_coverage("coverage_b", coverage_b)
+    _check_coverage("coverage_a", coverage_a)
+    ks = [k] if isinstance(k, int) else list(k)
+    n_classes = logits.shape[1]
+    if not ks or any((not isinstance(v, int)) or v < 1 or v > n_classes for v in ks):
+        raise ValueError(f"k must be integers in [1, {n_classes}], got {k!r}")
+    rel_b = ndcg_relevance(benign_logits, coverage_b, rule)
+    ideal = rel_b.sort(1, descending=True).values
+    other = logits.detach().float()
+    k2 = coverage_count(other.softmax(1), coverage_a, rule)
+    order = other.argsort(1, descending=True)
+    rel_a = rel_b.gather(1, order)
+    rel_a = rel_a * (torch.arange(n_classes, device=other.device)[None] < k2[:, None])
+    out = torch.stack([dcg(rel_a, v) / dcg(ideal, v) for v in ks], 1)
+    return out[:, 0] if isinstance(k, int) else out
+
+
+__all__ += ["COVERAGE_RULES", "coverage_count", "ndcg_relevance", "dcg", "ndcg"]
