@@ -116,3 +116,33 @@ def localization(maps: torch.Tensor, objects: torch.Tensor, alpha: float = 1.0) 
         union = np.logical_or(region, oi).sum()
         out["mask_iou"].append(np.logical_and(region, oi).sum() / union if union else 0.0)
     return {k: np.asarray(v) for k, v in out.items()}
+
+
+def kendall_tau(a: torch.Tensor, b: torch.Tensor, chunk_elements: int = 1 << 24) -> torch.Tensor:
+    """Kendall's rank correlation tau-b between two maps, per image [B] (scipy.stats.kendalltau's default).
+
+    ``tau_b = (C - D) / sqrt((n0 - t_a) (n0 - t_b))`` over the ``n0`` pixel pairs, ties counted as
+    scipy counts them; a constant map gives NaN, as in scipy. The pairwise signs are summed in row
+    chunks of at most ``chunk_elements`` values, so a 64x64 map never builds its whole 4096^2 pair
+    matrix at once. Exact, O(n^2) per image: compute it on native-resolution maps (e.g. CAM's 8x8)
+    or downsampled ones for large inputs.
+    """
+    a, b = _flat(a, b)
+    n_img, n = a.shape
+    if n < 2:
+        raise ValueError(f"Kendall's tau needs at least 2 values per map, got {n}")
+    concordance = torch.zeros(n_img, dtype=torch.float64, device=a.device)
+    untied_a = torch.zeros_like(concordance)
+    untied_b = torch.zeros_like(concordance)
+    rows = max(1, chunk_elements // max(1, n_img * n))
+    for start in range(0, n, rows):
+        sa = torch.sign(a[:, start:start + rows, None] - a[:, None, :])  # [B, r, n]
+        sb = torch.sign(b[:, start:start + rows, None] - b[:, None, :])
+        concordance += (sa * sb).sum((1, 2), dtype=torch.float64)
+        untied_a += sa.abs().sum((1, 2), dtype=torch.float64)
+        untied_b += sb.abs().sum((1, 2), dtype=torch.float64)
+    # every pair is counted twice (i, j) and (j, i), in the numerator and in both factors alike
+    return (concordance / torch.sqrt(untied_a * untied_b)).float()
+
+
+__all__ += ["kendall_tau"]
