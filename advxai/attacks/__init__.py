@@ -15,6 +15,7 @@ from .deepfool import DeepFool
 from .lbfgs import LBFGS
 from .gradient import BIM, FGSM, PGD, project, resolve_mask
 from .objectives import AttackState, Objective, PredictionLoss, margin
+from .patch import LaVAN, AdversarialPatch, PatchAttack
 
 ATTACKS = Registry("attack")
 ATTACKS.register("fgsm", "fast gradient sign method (one L-inf step of size eps)")(FGSM)
@@ -24,6 +25,10 @@ ATTACKS.register("cw", "Carlini & Wagner L2 (tanh space, Adam, binary search ove
 ATTACKS.register("deepfool", "DeepFool, L2, untargeted, with overshoot")(DeepFool)
 ATTACKS.register("lbfgs", "box-constrained L-BFGS (Szegedy et al.), targeted, search over the distance weight c")(LBFGS)
 ATTACKS.register("boundary", "Boundary attack (Brendel et al.), decision-based, untargeted, L2")(Boundary)
+ATTACKS.register("patch", "adversarial patch (Brown et al.): universal, targeted, learned over random location, "
+                 "scale and rotation; fit(images) first")(AdversarialPatch)
+ATTACKS.register("lavan", "LaVAN (Karmon et al.): universal, targeted, small square patch at a random "
+                 "or fixed location; fit(images) first")(LaVAN)
 
 
 def get_attack(name: str, model, **params) -> Attack:
@@ -36,6 +41,7 @@ def list_attacks() -> list[str]:
 
 
 __all__ = ["ATTACKS", "Attack", "AttackResult", "AttackState", "BIM", "Boundary", "CW", "DeepFool", "LBFGS", "FGSM", "Objective", "PGD", "PredictionLoss",
+           "AdversarialPatch", "LaVAN", "PatchAttack",
            "check_budget", "get_attack", "list_attacks", "margin", "perturbation_norms", "project", "resolve_mask"]
 
 
