@@ -288,10 +288,11 @@ class ADV2(_TargetMaps, PGD):
     """ADV² against a differentiable interpreter (GRAD, CAM, Grad-CAM, RTS), on the PGD framework.
 
     ``lam`` weighs ``l_int`` (a constant or a schedule ``(step, steps) -> weight``), ``enc_weight``
-    the encoder loss (RTS only), ``warm_steps`` plain targeted PGD steps (from the benign image)
+    the encoder loss (RTS only), ``terms`` adds further weighted terms (an adaptive attack's), ``warm_steps`` plain targeted PGD steps (from the benign image)
     come first, ``label_smoothing=(rho_start, rho_end)`` switches the prediction loss to
     :class:`SmoothedCrossEntropy`, ``keep="best"`` returns per image the iterate of lowest ``l_int``
-    that the model gives the target with probability above ``confidence``.
+    (of lowest objective when extra ``terms`` are given) that the model gives the target with
+    probability above ``confidence``.
     """
 
     name = "adv2"
@@ -301,7 +302,7 @@ class ADV2(_TargetMaps, PGD):
                  warm_steps: int = 50, lam: Weight = 1.0, enc_weight: float = 0.0, prd_weight: float = 1.0,
                  label_smoothing: tuple[float, float] | None = None, keep: str = "best", confidence: float = 0.8,
                  interpreter_settings: dict | None = None, step_mask: MaskLike = None, targeted: bool = True,
-                 seed: int = 0, batch_size: int | None = None):
+                 terms: Sequence[tuple[Weight, object]] = (), seed: int = 0, batch_size: int | None = None):
         check_budget("eps", eps)
         check_budget("alpha", alpha)
         interp = resolve_interpreter(model, interpreter, **(interpreter_settings or {}))
@@ -319,10 +320,11 @@ class ADV2(_TargetMaps, PGD):
         self.label_smoothing, self.confidence = label_smoothing, _check_confidence(confidence)
         prediction = (SmoothedCrossEntropy(*label_smoothing, seed=seed) if label_smoothing
                       else PredictionLoss("ce"))
-        terms: list = [(self.prd_weight, prediction), (lam, term)]
+        objective_terms: list = [(self.prd_weight, prediction), (lam, term)]
         if enc_weight:
-            terms.append((self.enc_weight, EncoderLoss(interp)))
-        self.objective = Objective(terms)
+            objective_terms.append((self.enc_weight, EncoderLoss(interp)))
+        self.objective = Objective(objective_terms + list(terms))
+        self.extra_terms = list(terms)
 
     def warm_start(self, x, y, target):
         if self.warm_steps == 0:
@@ -345,7 +347,8 @@ class ADV2(_TargetMaps, PGD):
         return (probs.argmax(1) == state.target) & (p_t > self.confidence)
 
     def _track_best(self, x_adv, loss, state, best, best_loss):
-        score = state.cache.get("l_int", loss.detach())
+        # the interpretation loss alone, or the whole objective when extra terms (an adaptive attack's) count too
+        score = loss.detach() if self.extra_terms else state.cache.get("l_int", loss.detach())
         return super()._track_best(x_adv, score, state, best, best_loss)
 
 
@@ -356,8 +359,8 @@ class ADV2Mask(_TargetMaps, PGD):
     step and the periodic reset. Each of ``steps`` iterations:
 
     1. MASK's follower: ``n_step`` Adam steps on ``l_map(m; x')`` (a running Adam state, reset with ``m``);
-    2. a prediction step on ``x'``: a sign step of ``alpha`` on the targeted cross-entropy (the first of the
-       paper's two-stage update);
+    2. a prediction step on ``x'``: a sign step of ``alpha`` on the targeted cross-entropy plus any extra
+       ``terms`` (the first of the paper's two-stage update);
     3. the look-ahead: ``n_step`` differentiable Adam steps ``m_1 .. m_n`` from ``m`` on ``l_map(.; x')``;
        ``l_int = sum_j mean((1 - m_j) - m_t)^2`` is differentiated with respect to ``x'``;
     4. the interpretation step: along the L-inf-normalised gradient, of the largest size in
@@ -379,7 +382,7 @@ class ADV2Mask(_TargetMaps, PGD):
                  warm_steps: int = 50, n_step: int = 4, reset_every: int = 50, reset_iterations: int | None = None,
                  alpha_max: float | None = None, search_steps: int = 12, confidence: float = 0.8,
                  interpreter_settings: dict | None = None, step_mask: MaskLike = None, targeted: bool = True,
-                 seed: int = 0, batch_size: int | None = None):
+                 terms: Sequence[tuple[Weight, object]] = (), seed: int = 0, batch_size: int | None = None):
         check_budget("eps", eps)
         check_budget("alpha", alpha)
         interp = resolve_interpreter(model, interpreter, **(interpreter_settings or {}))
@@ -393,6 +396,7 @@ class ADV2Mask(_TargetMaps, PGD):
                 raise ValueError(f"{name} must be a {'non-negative' if name == 'warm_steps' else 'positive'} "
                                  f"integer, got {v!r}")
         self.interpreter = interp
+        self.objective = Objective([(1.0, PredictionLoss("ce")), *terms])  # the prediction step's objective
         self.warm_steps, self.n_step, self.reset_every, self.search_steps = warm_steps, n_step, reset_every, search_steps
         self.reset_iterations = reset_iterations or interp.iterations
         self.alpha_max = check_budget("alpha_max", alpha_max) if alpha_max is not None else self.eps
@@ -460,7 +464,9 @@ class ADV2Mask(_TargetMaps, PGD):
         from .gradient import resolve_mask
 
         mask = resolve_mask(self.step_mask, x)
-        prediction = PredictionLoss("ce")  # keeps raising the target's probability (the search needs headroom)
+        # the prediction step: cross-entropy (keeps raising the target's probability, which the search needs)
+        # plus any extra terms (an adaptive attack's)
+        prediction = self.objective
         best, best_loss = x_adv.clone(), torch.full((len(x),), float("inf"), device=x.device)
         sizes = []
         all_shifts = interp.shifts(self.steps * 2 * self.n_step, seed=self.seed + 7)
