@@ -157,3 +157,20 @@ def test_mask_steps_checked(model, bad):
         PGD(model, mask_steps=bad)
     with pytest.raises(ValueError, match="mask_steps"):
         CW(model, mask_steps=bad)
+
+
+def test_adv2_with_edges_throughout_or_in_its_warm_start_only(model):
+    """ADV² runs its warm start as a separate masked PGD; mask_steps=0 frees its joint stage (the authors' code)."""
+    from advxai.attacks import get_attack
+
+    x = _edge_images(4)
+    y = model(x).argmax(1)
+    target = (y + 1) % 10
+    outside = edge_mask(x, 0.1).expand_as(x) == 0
+    kw = dict(interpreter="cam", eps=0.1, alpha=0.01, steps=4, warm_steps=3, step_mask=edge_step("advedge+", 0.1))
+    throughout = get_attack("adv2", model, **kw)(x, y, target)
+    assert (throughout.x_adv - x)[outside].abs().max() == 0
+    warm_only = get_attack("adv2", model, **kw)
+    warm_only.mask_steps = 0  # edges in the warm start only
+    res = warm_only(x, y, target)
+    assert (res.x_adv - x)[outside].abs().max() > 0
