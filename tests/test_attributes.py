@@ -308,3 +308,24 @@ def test_cub_part_detector_on_a_fake_batch():
                                              torch.tensor([[400, 300]]), image_size=224, resize_to=256)
     assert mapped[0, 0, :2].tolist() == pytest.approx([200 * 341 / 400 - 58, 150 * 256 / 300 - 16], abs=1e-4)
     assert mapped[0, 1, 2].item() == 0.0  # cropped away
+
+
+def test_cub_detector_for_the_cub_adapter(tmp_path):
+    from advxai.data import get_dataset
+
+    from .test_data import _fake_cub
+
+    _fake_cub(tmp_path)
+    ds = get_dataset("cub", "test", root=str(tmp_path), image_size=32)
+    sje = SJE.for_dataset(ds, feature_dim=8)
+    assert sje.num_attributes == 4
+    det = CUBPartDetector.for_dataset(ds)
+    b = ds.batch([0, 1])
+    # 40x30 images: shorter side 30 -> 37, width 49, crop 32 from (8, 2): the parts at (3, 4) are cut away
+    locs = det._input_locs(b)
+    assert locs[0, 0, :2].tolist() == pytest.approx([3 * 49 / 40 - 8, 4 * 37 / 30 - 2], abs=1e-4)
+    assert (locs[..., 2] == 0).all()
+    grounded, boxes = ground(torch.arange(4).expand(2, -1), det.detect(b))
+    assert not grounded.any() and torch.isnan(boxes).all()
+    with pytest.raises(ValueError, match="no part locations"):
+        CUBPartDetector.for_dataset(_dataset(torch.rand(2, 2) + 0.1, ["x", "y"]))

@@ -187,15 +187,25 @@ def cub_attribute_parts(attribute_names: Sequence[str], part_names: Sequence[str
 class CUBPartDetector:
     """CUB's annotations as a detector: an attribute annotated present is boxed around its parts' locations.
 
-    ``part_locs`` [B, P, 3] (x, y, visible) must already be in the model input's pixels (see
-    :meth:`to_input_pixels`). The box of an attribute is the union of ``half``-pixel squares around
+    ``part_locs`` [B, P, 3] (x, y, visible) are in the model input's pixels, or, for a detector made
+    by :meth:`for_dataset`, in the original images' (mapped with :meth:`to_input_pixels`). The box of an attribute is the union of ``half``-pixel squares around
     its visible parts. Replace with a trained part/attribute detector by implementing ``detect``.
     """
 
     def __init__(self, attribute_names: Sequence[str], part_names: Sequence[str] = CUB_PARTS, half: float = 16.0,
-                 threshold: float = 0.5):
+                 threshold: float = 0.5, dataset=None):
         self.parts = cub_attribute_parts(attribute_names, part_names)
         self.half, self.threshold = float(half), float(threshold)
+        self.dataset = dataset
+
+    @classmethod
+    def for_dataset(cls, dataset, half: float | None = None, threshold: float = 0.5) -> "CUBPartDetector":
+        """A detector for the ``cub`` adapter's batches: part locations are mapped from the original
+        images' pixels to the model input's (the adapter's resize and centre crop) on the fly."""
+        if "part_locs" not in dataset.annotations or not dataset.attribute_names:
+            raise ValueError(f"data set {dataset.name!r} has no part locations and attributes (CUB's parts/ folder)")
+        half = half if half is not None else dataset.image_size / 14  # 16 px at 224
+        return cls(dataset.attribute_names, dataset.part_names or CUB_PARTS, half, threshold, dataset)
 
     @staticmethod
     def to_input_pixels(part_locs: torch.Tensor, sizes: torch.Tensor, image_size: int, resize_to: int) -> torch.Tensor:
@@ -210,8 +220,21 @@ class CUBPartDetector:
         inside = (x >= 0) & (x < image_size) & (y >= 0) & (y < image_size)
         return torch.stack([x, y, part_locs[..., 2] * inside], -1)
 
+    def _input_locs(self, batch) -> torch.Tensor:
+        from PIL import Image
+
+        locs = batch["part_locs"]
+        if self.dataset is None:
+            return locs
+        sizes = []
+        for i in batch["index"].tolist():
+            with Image.open(self.dataset.files[i]) as im:  # reads the header only
+                sizes.append(im.size)
+        return self.to_input_pixels(locs, torch.tensor(sizes, device=locs.device), self.dataset.image_size,
+                                    self.dataset.resize_to)
+
     def detect(self, batch) -> Detections:
-        locs, attrs = batch["part_locs"], batch["attributes"]
+        locs, attrs = self._input_locs(batch), batch["attributes"]
         parts = self.parts.to(locs.device)  # [E, P]
         if attrs.shape[1] != parts.shape[0] or locs.shape[1] != parts.shape[1]:
             raise ValueError(f"batch has {attrs.shape[1]} attributes and {locs.shape[1]} parts; the detector knows "
