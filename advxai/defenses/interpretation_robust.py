@@ -100,18 +100,25 @@ def discrepancy(model: Classifier, x: torch.Tensor, x_adv: torch.Tensor, y: torc
 class DiscrepancyTerm:
     """An objective term for the attack frameworks: ``D(state.x, x_adv)`` per image (to be maximised).
 
-    The benign feature map is computed once per attack (kept in ``state.cache``); each step costs
-    one forward pass of ``x_adv`` through the model up to its feature map.
+    The benign feature map is computed once per attack (kept in ``state.cache``). Inside
+    :class:`InterpretationPGD` the adversarial feature map is the one the framework's own forward
+    pass produced (captured by a hook), so each step costs one forward and one backward pass; used
+    elsewhere, the term runs its own forward pass.
     """
 
     def __init__(self, model: Classifier):
         self.model = model
+        self.captured: torch.Tensor | None = None  # the feature map of the framework's last forward pass
 
     def __call__(self, x_adv: torch.Tensor, state: AttackState) -> torch.Tensor:
+        captured, self.captured = self.captured, None  # read before the benign pass below overwrites it
         if "benign_features" not in state.cache:
             with torch.no_grad():
                 state.cache["benign_features"] = self.model.feature_maps(state.x)[1]
-        logits, a = self.model.feature_maps(x_adv)
+        if captured is not None and state.logits is not None and len(captured) == len(x_adv):
+            logits, a = state.logits, captured
+        else:
+            logits, a = self.model.feature_maps(x_adv)
         return _discrepancy_from_features(self.model, state.cache["benign_features"], a, logits, state.y)
 
     def __repr__(self) -> str:
@@ -129,10 +136,26 @@ class InterpretationPGD(PGD):
     modes = ("untargeted",)
 
     def __init__(self, model: Classifier, eps: float = 8 / 255, alpha: float | None = None, steps: int = 10,
-                 random_start: bool = True, seed: int = 0, batch_size: int | None = None):
+                 random_start: bool = True, seed: int = 0, batch_size: int | None = None, reuse_forward: bool = True):
         super().__init__(model, eps=eps, alpha=alpha, steps=steps, random_start=random_start, seed=seed,
                          batch_size=batch_size)
-        self.objective = Objective([(-1.0, DiscrepancyTerm(model))])  # PGD descends: -D ascends D
+        self.term = DiscrepancyTerm(model)
+        self.reuse_forward = reuse_forward
+        self.objective = Objective([(-1.0, self.term)])  # PGD descends: -D ascends D
+
+    def perturb(self, x, y, target, x_init=None):
+        if not self.reuse_forward:
+            return super().perturb(x, y, target, x_init=x_init)
+
+        def capture(_module, _inputs, out):
+            self.term.captured = out
+
+        handle = self.model.cam_module.register_forward_hook(capture)
+        try:
+            return super().perturb(x, y, target, x_init=x_init)
+        finally:
+            handle.remove()
+            self.term.captured = None
 
 
 def worst_case_discrepancy(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 10,
