@@ -1,0 +1,79 @@
+"""AID (adversarial interpretation distillation) for RTS."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from advxai import map_metrics as mm
+from advxai.attacks import ADV2, random_targets
+from advxai.defenses.aid import AIDConfig, aid_loss, aid_rts
+from advxai.interpreters.rts import RTS, RTSConfig, encoder_layers, train_rts
+
+from .helpers import tiny_classifier
+
+
+@pytest.fixture(scope="module")
+def shapes_rts():
+    from advxai.data import get_dataset
+    from advxai.models import get_model
+
+    model = get_model("shapes_resnet", device="cpu", train_budget="smoke")
+    cfg = RTSConfig(steps=25, batch_size=8, lr=1e-2, width=16, fake_fraction=0.0)
+    train = get_dataset("shapes", "train", n=300)
+    payload = train_rts(model, encoder_layers(model), cfg, torch.device("cpu"), dataset=train, progress=False)
+    return model, RTS(model, config=cfg, payload=payload), train
+
+
+def test_aid_loss_is_minus_the_map_distance(shapes_rts):
+    model, rts, train = shapes_rts
+    b = train.batch(torch.arange(4))
+    t = random_targets(b.y, model.info.num_classes, 0)
+    loss = aid_loss(rts, b.x, b.y, b.x, t)
+    expected = -(rts(b.x, target=b.y).extras["native"] - rts(b.x, target=t).extras["native"]).abs().flatten(1).mean(1)
+    assert torch.allclose(loss, expected, atol=1e-6)
+    assert torch.allclose(aid_loss(rts, b.x, b.y, b.x, b.y), torch.zeros(4))
+
+
+def test_aid_makes_adv2_maps_differ_from_benign_ones(shapes_rts, tmp_cache):
+    from advxai.data import get_dataset
+
+    model, rts, train = shapes_rts
+    cfg = AIDConfig(rounds=3, steps_per_round=6, batch_size=8, lr=3e-3, aid_weight=3.0, eps=0.05, alpha=0.01,
+                    attack_warm_steps=5, attack_steps=8)
+    distilled = aid_rts(rts, cfg, dataset=train, progress=False)
+    assert distilled.aid_history["l_aid"] and len(distilled.aid_history["l_int"]) == 18
+    # the original interpreter is untouched
+    assert all(not p.requires_grad for p in rts.decoder.parameters())
+    test = get_dataset("shapes", "test")
+    b = test.batch(torch.arange(40))
+    with torch.no_grad():
+        keep = model(b.x).argmax(1) == b.y
+    x, y = b.x[keep][:8], b.y[keep][:8]
+    t = random_targets(y, model.info.num_classes, 3)
+    distances = {}
+    for name, interp in (("rts", rts), ("rts_aid", distilled)):
+        adv = ADV2(model, interp, eps=0.05, alpha=0.01, warm_steps=5, steps=8, lam=5.0, enc_weight=0.1,
+                   confidence=0.0)(x, y, t)
+        assert torch.all(adv.linf <= 0.05 + 1e-6)
+        distances[name] = mm.map_l1(interp(adv.x_adv, target=t).maps, interp(x, target=y).maps).mean().item()
+    assert distances["rts_aid"] > distances["rts"]
+    # the RTS objective on benign images is still being minimised alongside (not given up for l_aid)
+    hist = distilled.aid_history["l_int"]
+    assert sum(hist[-6:]) / 6 < 1.5 * sum(hist[:6]) / 6
+    # cached: a second call loads the same decoder
+    again = aid_rts(rts, cfg, dataset=train, progress=False)
+    for p, q in zip(again.decoder.parameters(), distilled.decoder.parameters()):
+        assert torch.equal(p, q)
+    assert len(list((tmp_cache / "rts_aid").glob("*.pt"))) == 1
+
+
+def test_aid_bad_input():
+    with pytest.raises(ValueError, match="rounds"):
+        AIDConfig(rounds=0)
+    model = tiny_classifier(in_channels=3, size=16)
+    from advxai.interpreters import get_interpreter
+
+    with pytest.raises(ValueError, match="RTS"):
+        aid_rts(get_interpreter("cam", model))
+    with pytest.raises(ValueError, match="train_budget"):
+        aid_rts(None, train_budget="huge")
