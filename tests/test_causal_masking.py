@@ -155,3 +155,12 @@ def test_bad_input(mlp):
         cm.detect(torch.rand(1, 1, 28, 28), 0.5)
     with pytest.raises(ValueError, match="valid: .*ig"):
         CausalMasking(mlp, interpreter="integrated")
+
+
+def test_an_empty_batch_gives_an_empty_result():
+    from .helpers import tiny_classifier
+
+    cm = CausalMasking(tiny_classifier(), epsilon=0.1, max_delta=0.3, steps=4)
+    res = cm.analyse(torch.zeros(0, 1, 16, 16))
+    assert len(res) == 0 and res.rank.shape == (0, 256) and res.changed.shape == (0, 3)
+    assert math.isnan(res.changed_fraction(0.2))

@@ -196,6 +196,11 @@ class CausalMasking:
         whose ``target`` is the label to watch); by default the interpreter explains the prediction."""
         parts = []
         dev = self.interpreter.device
+        if len(x) == 0:  # e.g. the successful images of an attack that fooled none: an empty result
+            k = x.shape[-2] * x.shape[-1]
+            empty = lambda *shape, dtype=torch.long: torch.zeros(*shape, dtype=dtype)  # noqa: E731
+            return MaskingResult(empty(0, dtype=torch.float64), empty(0), empty(0), empty(0, k),
+                                 empty(0, k, dtype=torch.float32), self.deltas, empty(0, len(self.deltas), dtype=torch.bool))
         for start in range(0, len(x), self.batch_size):
             sl = slice(start, start + self.batch_size)
             xb = x[sl].to(dev)
