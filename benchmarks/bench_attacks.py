@@ -1,0 +1,112 @@
+"""Seconds per image of each attack and of Integrated Gradients, beside torchattacks and captum.
+
+    python benchmarks/bench_attacks.py [--device cpu|cuda] [--models digits_cnn efficientnet_lite0]
+                                       [--batch 32 4] [--repeats 2] [--ig-steps 50]
+
+For each model, one batch of its own data (digits test images, the photographs) goes through every
+attack of ``advxai.attacks`` with the chapter's kind of settings, through Integrated Gradients, and
+through one learning step of the adversarial patch; torchattacks' FGSM and PGD (same eps, step,
+steps, no random start) and captum's IG (same steps, Gauss-Legendre, same internal batch) run on the
+same model and batch, and the table gives the ratio ours / theirs. Prints a table; nothing is
+asserted (timings belong here, not in tests). Models trained here are loaded from the cache.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import pandas as pd
+import torch
+
+from advxai.attacks import AdversarialPatch, get_attack
+from advxai.data import get_dataset
+from advxai.interpreters import get_interpreter
+from advxai.models import get_model
+from advxai.runtime import resolve_device, seed_everything
+
+
+def timed(fn, repeats: int, sync) -> float:
+    """Mean seconds of ``fn`` over ``repeats`` calls (after one untimed call)."""
+    fn()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    sync()
+    return (time.perf_counter() - t0) / repeats
+
+
+def batch_for(model, n: int, dev):
+    data = get_dataset("digits" if model.info.dataset == "digits" else "photos", "test")
+    b = data.batch(torch.arange(min(n, len(data))))
+    x, y = b.x.to(dev), b.y.to(dev)
+    with torch.no_grad():
+        y = model(x).argmax(1)  # attack the model's own labels, so every image is a fair start
+    return x, y
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--models", nargs="*", default=["digits_cnn", "efficientnet_lite0"])
+    parser.add_argument("--batch", nargs="*", type=int, default=[32, 4], help="batch size per model")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--ig-steps", type=int, default=50)
+    parser.add_argument("--pgd-steps", type=int, default=10)
+    parser.add_argument("--cw-steps", type=int, default=20)
+    parser.add_argument("--deepfool-steps", type=int, default=5)
+    args = parser.parse_args()
+    import captum.attr
+    import torchattacks
+
+    seed_everything(0)
+    dev = resolve_device(args.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    batches = dict(zip(args.models, args.batch + [args.batch[-1]] * len(args.models)))
+    rows = []
+    for name in args.models:
+        model = get_model(name, device=str(dev))
+        x, y = batch_for(model, batches[name], dev)
+        n = len(x)
+        eps = 0.3 if model.info.dataset == "digits" else 2 / 255
+        alpha = eps / 4
+        ig_batch = 64
+        ours = {
+            "fgsm": lambda: get_attack("fgsm", model, eps=eps)(x, y),
+            "bim": lambda: get_attack("bim", model, eps=eps, steps=args.pgd_steps)(x, y),
+            "pgd": lambda: get_attack("pgd", model, eps=eps, alpha=alpha, steps=args.pgd_steps,
+                                      random_start=False)(x, y),
+            "cw": lambda: get_attack("cw", model, c=0.1, steps=args.cw_steps, binary_search_steps=1,
+                                     abort_early=False)(x, y),
+            "deepfool": lambda: get_attack("deepfool", model, steps=args.deepfool_steps)(x, y),
+            "ig": lambda: get_interpreter("ig", model, steps=args.ig_steps, internal_batch_size=ig_batch)(x),
+        }
+        patch = AdversarialPatch(model, target_class=int((y[0] + 1) % model.info.num_classes), size=0.1,
+                                 train_batch=n, steps=1)
+        ours["patch (1 learning step)"] = lambda: patch.fit(x, steps=1)
+        peers = {
+            "fgsm": ("torchattacks FGSM", lambda: torchattacks.FGSM(model, eps=eps)(x, y)),
+            "pgd": ("torchattacks PGD", lambda: torchattacks.PGD(model, eps=eps, alpha=alpha, steps=args.pgd_steps,
+                                                               random_start=False)(x, y)),
+            "ig": ("captum IG", lambda: captum.attr.IntegratedGradients(model).attribute(
+                x, baselines=torch.zeros_like(x), target=y, n_steps=args.ig_steps, method="gausslegendre",
+                internal_batch_size=ig_batch)),
+        }
+        for what, fn in ours.items():
+            seconds = timed(fn, args.repeats, sync) / n
+            row = {"model": name, "batch": n, "method": what, "ours s/image": seconds}
+            if what in peers:
+                peer_name, peer_fn = peers[what]
+                peer = timed(peer_fn, args.repeats, sync) / n
+                row.update({"peer": peer_name, "peer s/image": peer, "ours / peer": seconds / peer})
+            rows.append(row)
+            print({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+    table = pd.DataFrame(rows)
+    settings = (f"device {dev}, threads {torch.get_num_threads()}, PGD/BIM {args.pgd_steps} steps, C&W {args.cw_steps} "
+                f"steps x 1 search, DeepFool <= {args.deepfool_steps} steps, IG {args.ig_steps} points")
+    print(settings)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+if __name__ == "__main__":
+    main()
