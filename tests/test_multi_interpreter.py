@@ -102,6 +102,8 @@ def test_bad_input(extractor):
         det.predict(a)
     with pytest.raises(ValueError, match="balanced"):
         det.fit([a, a], [a[:3], a[:3]])
+    with pytest.raises(ValueError, match="fitted on 2-channel maps of \\(16, 16\\), got 3 channels"):
+        det.fit([a, a], [a, a, a])  # the benign and adversarial sets must come from the same interpreters
     det.fit([a, a], [a.flip(-1), a.flip(-1)])
     with pytest.raises(ValueError, match="fitted on 2-channel maps"):
         det.predict([a, a, a])

@@ -238,7 +238,7 @@ class MultiInterpreterDetector:
         cls = GradientBoostingClassifier if self.booster == "gb" else HistGradientBoostingClassifier
         return cls(random_state=self.seed, **self.booster_params)
 
-    def features(self, maps: MapsLike) -> np.ndarray:
+    def _stacked_features(self, maps: MapsLike) -> tuple[torch.Tensor, np.ndarray]:
         stacked = stack_maps(maps, self.product)
         if self.channels is not None and (stacked.shape[1], tuple(stacked.shape[-2:])) != (self.channels, self.map_size):
             raise ValueError(f"the detector was fitted on {self.channels}-channel maps of {self.map_size}, got "
@@ -246,15 +246,24 @@ class MultiInterpreterDetector:
         feats = torch.as_tensor(self.extractor(stacked)).float()
         if feats.dim() != 2 or len(feats) != len(stacked):
             raise ValueError(f"the extractor must return [N, D] = [{len(stacked)}, D], got {tuple(feats.shape)}")
-        return feats.cpu().numpy()
+        return stacked, feats.cpu().numpy()
+
+    def features(self, maps: MapsLike) -> np.ndarray:
+        """The extractor's feature vectors [N, D] of the stacked maps."""
+        return self._stacked_features(maps)[1]
 
     def fit(self, benign: MapsLike, adversarial: MapsLike) -> "MultiInterpreterDetector":
-        fb, fa = self.features(benign), self.features(adversarial)
-        if len(fb) != len(fa):
-            raise ValueError(f"fit wants balanced sets, got {len(fb)} benign and {len(fa)} adversarial inputs; "
-                             f"subsample with balanced_split")
-        first = stack_maps(benign, self.product)
-        self.channels, self.map_size = first.shape[1], tuple(first.shape[-2:])
+        self.channels = self.map_size = None  # refitting starts afresh
+        stacked, fb = self._stacked_features(benign)
+        self.channels, self.map_size = stacked.shape[1], tuple(stacked.shape[-2:])
+        try:
+            fa = self.features(adversarial)  # must match the benign maps' channels and size
+            if len(fb) != len(fa):
+                raise ValueError(f"fit wants balanced sets, got {len(fb)} benign and {len(fa)} adversarial inputs; "
+                                 f"subsample with balanced_split")
+        except ValueError:
+            self.channels = self.map_size = None
+            raise
         clf = self._new_classifier()
         clf.fit(np.concatenate([fb, fa]), np.concatenate([np.zeros(len(fb)), np.ones(len(fa))]))
         self._clf = clf
