@@ -11,7 +11,8 @@ from advxai.attributes.analysis import (attribute_distances, changed_attribute_m
                                         select_attributes)
 from advxai.attributes.grounding import (AnnotationDetector, CUBPartDetector, Detections, Detector,
                                          GradCAMLocaliser, Localiser, attribute_part_boxes, box_iou,
-                                         boxes_from_masks, cub_attribute_parts, ground, grounding_scores)
+                                         boxes_from_masks, cub_attribute_parts, ground, grounding_scores,
+                                         peak_in_box)
 from advxai.attributes.sje import SJE, SJEConfig, extract_features, normalize_class_attributes
 from advxai.data import InMemoryImageDataset
 from advxai.map_metrics import box_iou as box_iou_inclusive
@@ -329,3 +330,12 @@ def test_cub_detector_for_the_cub_adapter(tmp_path):
     assert not grounded.any() and torch.isnan(boxes).all()
     with pytest.raises(ValueError, match="no part locations"):
         CUBPartDetector.for_dataset(_dataset(torch.rand(2, 2) + 0.1, ["x", "y"]))
+
+
+def test_pointing_game():
+    maps = torch.zeros(2, 10, 10)
+    maps[0, 3, 4] = 1.0  # peak at x = 4, y = 3
+    maps[1, 9, 9] = 1.0
+    boxes = torch.tensor([[4.0, 3.0, 6.0, 5.0], [0.0, 0.0, 5.0, 5.0]])
+    assert peak_in_box(maps, boxes).tolist() == [True, False]
+    assert peak_in_box(maps[:1], torch.full((1, 4), float("nan"))).tolist() == [False]

@@ -26,7 +26,7 @@ from typing import Protocol, Sequence, runtime_checkable
 import torch
 
 __all__ = ["Detections", "Detector", "Localiser", "AnnotationDetector", "CUBPartDetector", "GradCAMLocaliser",
-           "ground", "box_iou", "boxes_from_masks", "attribute_part_boxes", "cub_attribute_parts",
+           "ground", "box_iou", "boxes_from_masks", "peak_in_box", "attribute_part_boxes", "cub_attribute_parts",
            "grounding_scores"]
 
 
@@ -283,9 +283,23 @@ class GradCAMLocaliser:
                  for s in range(0, len(xs), self.batch_size)]
         return torch.cat(parts).view(b, k, *x.shape[-2:])
 
+    def boxes(self, maps: torch.Tensor, threshold: float | None = None) -> torch.Tensor:
+        """Boxes [..., 4] around the pixels of ``maps`` [..., H, W] at or above ``threshold`` of each map's peak."""
+        t = self.threshold if threshold is None else float(threshold)
+        return boxes_from_masks(maps >= t * maps.amax((-2, -1), keepdim=True).clamp_min(1e-12))
+
     def localise(self, x: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
-        maps = self.maps(x, attributes)
-        return boxes_from_masks(maps >= self.threshold * maps.amax((-2, -1), keepdim=True).clamp_min(1e-12))
+        return self.boxes(self.maps(x, attributes))
+
+
+def peak_in_box(maps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """The pointing game: does each map's maximum [..., H, W] fall inside its box [..., 4]? (False for NaN boxes)."""
+    w = maps.shape[-1]
+    flat = maps.flatten(-2).argmax(-1)
+    py, px = (flat // w).float() + 0.5, (flat % w).float() + 0.5  # pixel centres
+    boxes = boxes.to(maps.device)
+    inside = (px >= boxes[..., 0]) & (px <= boxes[..., 2]) & (py >= boxes[..., 1]) & (py <= boxes[..., 3])
+    return inside & ~torch.isnan(boxes).any(-1)
 
 
 def grounding_scores(pred_boxes: torch.Tensor, true_boxes: torch.Tensor, iou_threshold: float = 0.5

@@ -16,7 +16,8 @@ import torch
 from ..attacks.gradient import BIM
 from ..attacks.store import random_targets
 from .analysis import select_attributes
-from .grounding import AnnotationDetector, CUBPartDetector, GradCAMLocaliser, attribute_part_boxes, ground, grounding_scores
+from .grounding import (AnnotationDetector, CUBPartDetector, GradCAMLocaliser, attribute_part_boxes, ground,
+                        grounding_scores, peak_in_box)
 from .sje import SJE, SJEConfig, extract_features
 
 __all__ = ["fit_sje", "Embedded", "embed", "attack_and_embed", "select_and_ground"]
@@ -75,18 +76,22 @@ def select_and_ground(model, sje: SJE, dataset, batch, images: torch.Tensor, z: 
 
     Returns ``selected`` [B, k] attribute indices (best first), ``grounded`` [B, k] (the detector finds
     the attribute), ``detector_boxes``, ``cam_boxes`` (Grad-CAM of the attribute's SJE score) and,
-    where the data set has part boxes, ``iou`` / ``hit`` of the Grad-CAM boxes against them.
+    where the data set has part boxes, ``iou`` / ``hit`` of the Grad-CAM boxes against them and
+    ``pointing`` (the Grad-CAM peak lies in the part's box); ``maps`` are the Grad-CAM maps [B, k, H, W].
     """
     selected = select_attributes(z, phi_other, k)
     if detector is None:
         detector = (CUBPartDetector.for_dataset(dataset) if "part_locs" in dataset.annotations
                     else AnnotationDetector.for_dataset(dataset))
     grounded, det_boxes = ground(selected, detector.detect(batch))
-    cam_boxes = GradCAMLocaliser(model, sje, threshold=threshold).localise(images.to(model.device),
-                                                                          selected.to(model.device)).cpu()
-    out = {"selected": selected, "grounded": grounded.cpu(), "detector_boxes": det_boxes.cpu(), "cam_boxes": cam_boxes}
+    localiser = GradCAMLocaliser(model, sje, threshold=threshold)
+    maps = localiser.maps(images.to(model.device), selected.to(model.device)).cpu()
+    cam_boxes = localiser.boxes(maps)
+    out = {"selected": selected, "grounded": grounded.cpu(), "detector_boxes": det_boxes.cpu(), "cam_boxes": cam_boxes,
+           "maps": maps}
     if "part_boxes" in batch and dataset.attribute_parts is not None:
         truth = attribute_part_boxes(batch["part_boxes"], dataset.attribute_parts, selected)
         out.update({k2: v.cpu() for k2, v in grounding_scores(cam_boxes, truth).items()})
         out["true_boxes"] = truth
+        out["pointing"] = peak_in_box(maps, truth)
     return out
