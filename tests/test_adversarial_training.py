@@ -8,7 +8,8 @@ import torch
 
 from advxai.attacks import PGD
 from advxai.data import get_dataset
-from advxai.defenses.adversarial_training import AdvTrainConfig, adversarial_train, robust_model, robust_model_spec
+from advxai.defenses.adversarial_training import (AdvTrainConfig, adversarial_train, fine_tuned_model, replace_head,
+                                                  robust_model, robust_model_spec)
 
 from .helpers import small_digits_mlp
 
@@ -78,11 +79,50 @@ def test_robust_model_is_cached_and_keyed(tmp_cache, monkeypatch):
 def test_adversarial_training_bad_input():
     with pytest.raises(ValueError, match=r"eps must be in \(0, 1\]"):
         AdvTrainConfig(eps=1.5)
-    with pytest.raises(ValueError, match=r"clean_weight must be in \[0, 1\)"):
-        AdvTrainConfig(eps=0.1, clean_weight=1.0)
+    with pytest.raises(ValueError, match=r"clean_weight must be in \[0, 1\]"):
+        AdvTrainConfig(eps=0.1, clean_weight=1.5)
+    with pytest.raises(ValueError, match=r"eps must be in"):
+        AdvTrainConfig(eps=None)  # only clean training may go without a budget
     with pytest.raises(ValueError, match="valid: .*shapes_resnet"):
         robust_model_spec("resnet50", AdvTrainConfig(eps=0.1))
     model = small_digits_mlp(epochs=1)
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         adversarial_train(model, torch.full((4, 1, 28, 28), 2.0), torch.zeros(4, dtype=torch.long),
                           AdvTrainConfig(eps=0.1, epochs=1))
+
+
+def test_pretrained_model_fine_tuned_on_a_folder_data_set(tmp_cache, tmp_path, monkeypatch):
+    """A registry model with another class set gets a new head, clean fine-tuning, then adversarial training."""
+    from advxai.models import MODELS
+    from advxai.registry import Entry
+
+    from .helpers import tiny_classifier
+    from .test_data import _fake_cub
+
+    _fake_cub(tmp_path)
+    monkeypatch.setitem(MODELS._entries, "tiny_imagenet", Entry(
+        "tiny_imagenet", lambda device="auto", weights="imagenet": tiny_classifier(3, 32, 1000), "test",
+        {"tier": "real", "dataset": "imagenet"}))
+    kwargs = dict(dataset_kwargs={"root": str(tmp_path), "image_size": 32}, device="cpu", clean_epochs=2,
+                  batch_size=2)
+    ft = fine_tuned_model("tiny_imagenet", "cub", **kwargs)
+    assert ft.info.num_classes == 2 and ft.classifier.out_features == 2 and ft.info.dataset == "cub"
+    assert len(ft.info.notes["history"]) == 2
+    at = fine_tuned_model("tiny_imagenet", "cub", eps=0.03, epochs=1, steps=2, **kwargs)
+    assert at.info.name == "tiny_imagenet_cub_at" and len(at.info.notes["at_history"]) == 1
+    assert not torch.equal(at.classifier.weight, ft.classifier.weight)
+    names = sorted(p.name.split("-")[1] for p in (tmp_cache / "models").glob("*.pt"))
+    assert names == ["cub", "cub"]  # one clean and one adversarial entry
+    again = fine_tuned_model("tiny_imagenet", "cub", **kwargs)
+    assert torch.equal(again.classifier.weight, ft.classifier.weight)
+
+
+def test_replace_head_keeps_features():
+    from .helpers import tiny_classifier
+
+    model = tiny_classifier(3, 16, 10)
+    new = replace_head(model, ["a", "b", "c"], "toy")
+    x = torch.rand(2, 3, 16, 16)
+    assert new(x).shape == (2, 3) and model(x).shape == (2, 10)
+    assert torch.equal(new.features(x), model.features(x))
+    assert not any(p.requires_grad for p in new.parameters())

@@ -339,3 +339,24 @@ def test_pointing_game():
     boxes = torch.tensor([[4.0, 3.0, 6.0, 5.0], [0.0, 0.0, 5.0, 5.0]])
     assert peak_in_box(maps, boxes).tolist() == [True, False]
     assert peak_in_box(maps[:1], torch.full((1, 4), float("nan"))).tolist() == [False]
+
+
+def test_study_steps_end_to_end_on_a_tiny_model():
+    from advxai.attributes.study import attack_and_embed, embed, fit_sje, select_and_ground
+    from advxai.data.shapes import load_shapes_dataset
+
+    ds = load_shapes_dataset("test", n=12, use_cache=False)
+    model = tiny_classifier(in_channels=3, size=64, num_classes=ds.num_classes)
+    sje, history = fit_sje(model, ds, torch.arange(12), SJEConfig(epochs=2, lr=0.1))
+    assert len(history) == 2 and sje.feature_dim == 16
+    b = ds.batch(torch.arange(6))
+    clean = embed(model, sje, b.x)
+    assert clean.z.shape == (6, 28) and torch.allclose(clean.z.norm(dim=1), torch.ones(6))
+    adv = attack_and_embed(model, sje, b.x, b.y, eps=0.03, targeted=True, steps=3)
+    assert (adv.target != b.y).all()
+    assert (adv.x - b.x).abs().max() <= 0.03 + 1e-6 and adv.x.min() >= 0 and adv.x.max() <= 1
+    out = select_and_ground(model, sje, ds, b, adv.x, adv.z, sje.phi.cpu()[b.y], k=3)
+    assert out["selected"].shape == (6, 3) and out["grounded"].dtype == torch.bool
+    assert out["maps"].shape == (6, 3, 64, 64) and out["iou"].shape == (6, 3) and out["pointing"].shape == (6, 3)
+    # the grounded ones are exactly the selected attributes the images show
+    assert torch.equal(out["grounded"], b.attributes.gather(1, out["selected"]) > 0.5)

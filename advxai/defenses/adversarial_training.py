@@ -22,8 +22,10 @@ import inspect
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
@@ -32,41 +34,48 @@ from ..attacks.gradient import PGD
 from ..models.base import Classifier
 from ..runtime import CacheCorrupted, atomic_save, cache_path, cached, load_checkpoint, remove_entry, resolve_device
 
-__all__ = ["AdvTrainConfig", "adversarial_train", "robust_model", "robust_model_spec", "SMOKE_OVERRIDES"]
+__all__ = ["AdvTrainConfig", "adversarial_train", "robust_model", "robust_model_spec", "SMOKE_OVERRIDES",
+           "replace_head", "fine_tuned_model"]
 
 
 @dataclass(frozen=True)
 class AdvTrainConfig:
     """Settings of the adversarial fine-tuning; ``alpha=None`` means 2.5 eps / steps (Madry et al.)."""
 
-    eps: float
+    eps: float | None  # None only for clean fine-tuning (clean_weight = 1)
     steps: int = 5
     alpha: float | None = None
     epochs: int = 3
     lr: float = 1e-3
     weight_decay: float = 5e-4
     batch_size: int = 64
-    clean_weight: float = 0.5  # α of Eq. 2: (clean + adversarial) / 2
+    clean_weight: float = 0.5  # α of Eq. 2: (clean + adversarial) / 2; 1 = clean fine-tuning, no attack
     n_train: int | None = None  # images of the training split used (None: the whole split)
     seed: int = 0
 
     def __post_init__(self):
-        check_budget("eps", self.eps)
+        if not 0 <= self.clean_weight <= 1:
+            raise ValueError(f"clean_weight must be in [0, 1] (1: clean training), got {self.clean_weight!r}")
+        if self.eps is None and self.clean_weight < 1:
+            raise ValueError("eps must be in (0, 1] for adversarial training (only clean training, clean_weight=1, "
+                             "goes without a budget)")
+        if self.eps is not None:
+            check_budget("eps", self.eps)
         if self.alpha is not None:
             check_budget("alpha", self.alpha)
         for name in ("steps", "epochs", "batch_size"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if not 0 <= self.clean_weight < 1:
-            raise ValueError(f"clean_weight must be in [0, 1) (1 would be clean training), got {self.clean_weight!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         if self.n_train is not None and (not isinstance(self.n_train, int) or self.n_train < 1):
             raise ValueError(f"n_train must be a positive integer or None, got {self.n_train!r}")
 
     @property
-    def step_size(self) -> float:
+    def step_size(self) -> float | None:
+        if self.eps is None:
+            return None
         return self.alpha if self.alpha is not None else 2.5 * self.eps / self.steps
 
 
@@ -74,26 +83,34 @@ class AdvTrainConfig:
 SMOKE_OVERRIDES = {"epochs": 1, "steps": 2, "n_train": 256}
 
 
-def adversarial_train(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, cfg: AdvTrainConfig,
-                      partial_path: Path | None = None, desc: str = "adversarial training") -> dict:
+def adversarial_train(model: Classifier, x_train: torch.Tensor | Callable[[torch.Tensor], torch.Tensor],
+                      y_train: torch.Tensor, cfg: AdvTrainConfig, partial_path: Path | None = None,
+                      desc: str = "adversarial training") -> dict:
     """Fine-tune ``model`` in place with PGD adversarial training; returns its state dict and history.
 
     ``model`` is a :class:`~advxai.models.Classifier` (inputs in [0, 1], normalisation inside, so the
     attack and the training see the same pixels). Its parameters are unfrozen while training and frozen
-    again at the end; it is left in eval mode.
+    again at the end; it is left in eval mode. ``x_train`` is a tensor [N, C, H, W], or a function
+    ``index -> images`` for data sets read from files (CUB). ``cfg.clean_weight = 1`` trains on clean
+    images only (no attack).
     """
-    if x_train.dim() != 4 or len(x_train) != len(y_train):
-        raise ValueError(f"training images [N, C, H, W] and labels [N] must match, got {tuple(x_train.shape)} "
-                         f"and {tuple(y_train.shape)}")
-    if x_train.numel() and (x_train.min() < 0 or x_train.max() > 1):
-        raise ValueError("training images must be in [0, 1]")
+    if callable(x_train):
+        load = x_train
+    else:
+        if x_train.dim() != 4 or len(x_train) != len(y_train):
+            raise ValueError(f"training images [N, C, H, W] and labels [N] must match, got {tuple(x_train.shape)} "
+                             f"and {tuple(y_train.shape)}")
+        if x_train.numel() and (x_train.min() < 0 or x_train.max() > 1):
+            raise ValueError("training images must be in [0, 1]")
+        load = x_train.__getitem__
     device = model.device
     net = model.net
     net.requires_grad_(True)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = (len(x_train) + cfg.batch_size - 1) // cfg.batch_size
+    steps_per_epoch = (len(y_train) + cfg.batch_size - 1) // cfg.batch_size
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
-    attack = PGD(model, eps=cfg.eps, alpha=cfg.step_size, steps=cfg.steps, random_start=True)
+    attack = PGD(model, eps=cfg.eps, alpha=cfg.step_size, steps=cfg.steps, random_start=True) \
+        if cfg.clean_weight < 1 else None
     history, start_epoch = [], 0
     if partial_path is not None and Path(partial_path).exists():
         try:
@@ -107,19 +124,25 @@ def adversarial_train(model: Classifier, x_train: torch.Tensor, y_train: torch.T
             remove_entry(partial_path)
     for epoch in tqdm(range(start_epoch, cfg.epochs), desc=desc, initial=start_epoch, total=cfg.epochs, leave=False):
         g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        order = torch.randperm(len(x_train), generator=g)
+        order = torch.randperm(len(y_train), generator=g)
         t0, sums = time.time(), {"loss": 0.0, "clean": 0, "adv": 0}
         for b, s in enumerate(range(0, len(order), cfg.batch_size)):
             idx = order[s:s + cfg.batch_size]
-            xb, yb = x_train[idx].to(device), y_train[idx].to(device)
-            model.eval()
-            attack.seed = (cfg.seed * 1_000_003 + epoch) * 10_007 + b  # a fresh random start per batch
-            with torch.enable_grad():
-                x_adv = attack.perturb(xb, yb, None).detach()
-            net.train()
-            logits = model(torch.cat([xb, x_adv]))
-            clean, adv = logits[:len(xb)], logits[len(xb):]
-            loss = cfg.clean_weight * F.cross_entropy(clean, yb) + (1 - cfg.clean_weight) * F.cross_entropy(adv, yb)
+            xb, yb = load(idx).to(device), y_train[idx].to(device)
+            if attack is None:  # clean fine-tuning
+                net.train()
+                clean = model(xb)
+                loss = F.cross_entropy(clean, yb)
+                adv = clean.detach()
+            else:
+                model.eval()
+                attack.seed = (cfg.seed * 1_000_003 + epoch) * 10_007 + b  # a fresh random start per batch
+                with torch.enable_grad():
+                    x_adv = attack.perturb(xb, yb, None).detach()
+                net.train()
+                logits = model(torch.cat([xb, x_adv]))
+                clean, adv = logits[:len(xb)], logits[len(xb):]
+                loss = cfg.clean_weight * F.cross_entropy(clean, yb) + (1 - cfg.clean_weight) * F.cross_entropy(adv, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -195,3 +218,71 @@ def robust_model(name: str, eps: float, *, train_budget: str = "full", device: s
                                 "at_history": payload["history"]})
     model.eval().requires_grad_(False)
     return model.to(resolve_device(device))
+
+
+# --------------------------------------------------------------------------- pretrained models on a new data set
+
+
+def replace_head(model: Classifier, class_names: list[str], dataset: str = "", seed: int = 0) -> Classifier:
+    """A copy of ``model`` whose final linear layer (``info.classifier_layer``) predicts ``class_names``,
+    freshly initialised from ``seed``; the features are kept (the first step of fine-tuning)."""
+    out = copy.deepcopy(model)
+    old = out.classifier
+    if not isinstance(old, nn.Linear):
+        raise ValueError(f"{model.info.name}: the classifier layer {model.info.classifier_layer!r} is not nn.Linear")
+    torch.manual_seed(seed)
+    new = nn.Linear(old.in_features, len(class_names)).to(old.weight.device)
+    out.net.set_submodule(model.info.classifier_layer, new)
+    out.info = replace(model.info, class_names=list(class_names), dataset=dataset or model.info.dataset,
+                       test_accuracy=None, notes={**model.info.notes, "head": f"replaced for {len(class_names)} classes"})
+    out.requires_grad_(False)
+    return out
+
+
+def fine_tuned_model(name: str, dataset: str, *, eps: float | None = None, device: str = "auto",
+                     weights: str = "imagenet", dataset_kwargs: dict | None = None, clean_epochs: int = 10,
+                     clean_lr: float = 1e-3, **config) -> Classifier:
+    """A pretrained registry model (a torchvision network) fine-tuned on ``dataset``'s training split; cached.
+
+    The classifier layer is replaced to predict the data set's classes and the network trained on clean
+    images of the whole split for ``clean_epochs`` (the authors fine-tune ResNet-152 on CUB this way). With ``eps``, that
+    model is then adversarially trained (PGD, (clean + adversarial) / 2; ``config``: further
+    :class:`AdvTrainConfig` fields), the authors' "clean epochs, then adversarial ones". Images are read
+    from the data set batch by batch, so folder data sets need not fit in memory.
+    """
+    from ..data import get_dataset
+    from ..models import get_model
+
+    dataset_kwargs = dict(dataset_kwargs or {})
+    clean_cfg = AdvTrainConfig(eps=None, clean_weight=1.0, epochs=clean_epochs, lr=clean_lr,
+                               **{k: v for k, v in config.items() if k in ("batch_size", "seed")})
+    adv_cfg = AdvTrainConfig(eps=eps, **config) if eps is not None else None
+    key = {"name": f"{name}-{dataset}-{'at' if eps is not None else 'ft'}", "model": name, "weights": weights,
+           "dataset": dataset, "dataset_kwargs": dataset_kwargs, "clean": asdict(clean_cfg),
+           "adversarial": asdict(adv_cfg) if adv_cfg else None, "source": _source_digest(),
+           "trained_on": resolve_device(device).type}
+    train = get_dataset(dataset, split="train", **dataset_kwargs)
+    start = (fine_tuned_model(name, dataset, device=device, weights=weights, dataset_kwargs=dataset_kwargs,
+                              clean_epochs=clean_epochs, clean_lr=clean_lr, **config) if adv_cfg is not None
+             else replace_head(get_model(name, device=device, weights=weights), train.classes, dataset))
+    cfg = adv_cfg or clean_cfg
+
+    def build() -> dict:
+        n = min(len(train), cfg.n_train or len(train))
+        model = copy.deepcopy(start)
+        torch.manual_seed(cfg.seed)
+        result = adversarial_train(model, train.load_images, train.labels[:n], cfg,
+                                   partial_path=cache_path("models", key, suffix=".partial"),
+                                   desc=f"{'adversarial' if adv_cfg else 'clean'} fine-tuning {name} on {dataset}")
+        return {"state_dict": result["state_dict"], "history": result["history"]}
+
+    payload = cached("models", key, build)
+    model = copy.deepcopy(start)
+    model.net.load_state_dict(payload["state_dict"])
+    how = f"PGD adversarial training eps={eps:.4f}" if adv_cfg else f"clean fine-tuning, {clean_epochs} epochs"
+    model.info = replace(start.info, name=f"{name}_{dataset}" + ("_at" if adv_cfg else ""),
+                         weights=f"{start.info.weights}; {how} on {dataset} (cached)",
+                         notes={**start.info.notes, "at_history" if adv_cfg else "history": payload["history"],
+                                "adversarial_training" if adv_cfg else "fine_tuning": asdict(cfg)})
+    model.eval().requires_grad_(False)
+    return model
