@@ -174,3 +174,125 @@ def test_adv2_with_edges_throughout_or_in_its_warm_start_only(model):
     warm_only.mask_steps = 0  # edges in the warm start only
     res = warm_only(x, y, target)
     assert (res.x_adv - x)[outside].abs().max() > 0
+
+
+# --------------------------------------------------------------------------- edge placement by name, StAdv
+
+
+def test_adv2_builder_edge_placement(model):
+    """edge_placement='warm_start' equals setting mask_steps=0 after construction; 'throughout' keeps every step on edges."""
+    from advxai.attacks import get_attack
+
+    x = _edge_images(4)
+    y = model(x).argmax(1)
+    target = (y + 1) % 10
+    outside = edge_mask(x, 0.1).expand_as(x) == 0
+    kw = dict(interpreter="cam", eps=0.1, alpha=0.01, steps=4, warm_steps=3, step_mask=edge_step("advedge+", 0.1))
+    through = get_attack("adv2", model, edge_placement="throughout", **kw)
+    assert through.mask_steps is None
+    assert (through(x, y, target).x_adv - x)[outside].abs().max() == 0
+    warm = get_attack("adv2", model, edge_placement="warm_start", **kw)
+    assert warm.mask_steps == 0
+    legacy = get_attack("adv2", model, **kw)
+    legacy.mask_steps = 0
+    a, b = warm(x, y, target).x_adv, legacy(x, y, target).x_adv
+    assert torch.equal(a, b) and (a - x)[outside].abs().max() > 0
+
+
+def test_edge_placement_checked(model):
+    from advxai.attacks import get_attack
+    from advxai.attacks.adv2 import placement_mask_steps
+
+    with pytest.raises(ValueError, match="throughout, warm_start"):
+        get_attack("adv2", model, interpreter="cam", edge_placement="everywhere")
+    with pytest.raises(ValueError, match="throughout, warm_start"):
+        get_attack("adv2_stadv", model, interpreter="cam", edge_placement="middle")
+    with pytest.raises(ValueError, match="warm_start"):
+        placement_mask_steps("throughout", 10, mask_steps=3)
+    assert placement_mask_steps("warm_start", 10) == 3 and placement_mask_steps("warm_start", 10, 4) == 4
+    assert placement_mask_steps("warm_start", 10, warm_stage=True) == 0
+    cw = get_attack("adv2_cw", model, interpreter="cam", steps=20, edge_placement="warm_start")
+    assert cw.mask_steps == 6
+
+
+def test_adv2_cw_edges_throughout_and_warm_start(model):
+    from advxai.attacks import get_attack
+
+    x = _edge_images(4)
+    y = model(x).argmax(1)
+    target = (y + 1) % 10
+    outside = edge_mask(x, 0.1).expand_as(x) == 0
+    # untargeted (the tiny random model) so that some iterates succeed and are kept
+    kw = dict(interpreter="cam", c=100.0, steps=30, lr=0.1, binary_search_steps=1, abort_early=False, keep="last",
+              targeted=False, step_mask=edge_step("advedge+", 0.1))
+    through = get_attack("adv2_cw", model, **kw)(x, y)
+    assert (through.x_adv - x)[outside].abs().max() == 0
+    warm = get_attack("adv2_cw", model, edge_placement="warm_start", mask_steps=5, **kw)(x, y)
+    assert warm.success.any() and (warm.x_adv - x)[outside].abs().max() > 0
+
+
+@pytest.mark.parametrize("variant, threshold", [("advedge", None), ("advedge+", 0.1)])
+def test_stadv_step_mask_moves_only_edge_pixels(model, variant, threshold):
+    """A pixel whose flow is never updated samples itself: off the edges the image keeps its benign values."""
+    from advxai.attacks import StAdv
+
+    x = _edge_images(4, noise=0.0)  # flat regions: AdvEdge's weight is exactly 0 there
+    y = model(x).argmax(1)
+    res = StAdv(model, steps=15, lr=0.05, keep="last", step_mask=edge_step(variant, threshold))(x, y)
+    flow = res.extras["flow"]
+    weights = edge_step_mask(x, variant, threshold)
+    off = (weights == 0).expand_as(flow)
+    assert flow[off].abs().max() == 0 and flow.abs().max() > 0
+    assert torch.allclose(res.x_adv[off[:, :1].expand_as(x)], x[off[:, :1].expand_as(x)], atol=1e-6)
+    assert not res.extras["mask_empty"].any()
+
+
+def test_stadv_advedge_weights_scale_the_first_update(model):
+    """One Adam step moves every flow component by lr (sign of the gradient); AdvEdge scales it by the edge weight."""
+    from advxai.attacks import StAdv
+
+    x = _edge_images(2)
+    y = model(x).argmax(1)
+    lr = 0.05
+    free = StAdv(model, steps=1, lr=lr, keep="last", tau=0.0)(x, y).extras["flow"]
+    masked = StAdv(model, steps=1, lr=lr, keep="last", tau=0.0, step_mask=edge_step("advedge"))(x, y).extras["flow"]
+    w = sobel_magnitude(x).expand_as(free)
+    assert torch.allclose(masked, free * w, atol=1e-6)
+
+
+def test_stadv_placement_and_empty_mask(model):
+    from advxai.attacks import StAdv, get_attack
+
+    x = _edge_images(4)
+    y = model(x).argmax(1)
+    target = (y + 1) % 10
+    step = edge_step("advedge+", 0.1)
+    off = (edge_mask(x, 0.1) == 0).expand(-1, 2, -1, -1)
+    kw = dict(interpreter="cam", steps=12, lr=0.05, keep="last", step_mask=step)
+    through = get_attack("adv2_stadv", model, **kw)
+    warm = get_attack("adv2_stadv", model, edge_placement="warm_start", mask_steps=4, **kw)
+    assert through.mask_steps is None and warm.mask_steps == 4
+    assert through(x, y, target).extras["flow"][off].abs().max() == 0
+    assert warm(x, y, target).extras["flow"][off].abs().max() > 0
+    flat = torch.full((3, 3, 16, 16), 0.5)
+    wrong = (model(flat).argmax(1) + 1) % 10
+    with pytest.warns(UserWarning, match="no pixel to perturb in 3 of 3"):
+        res = StAdv(model, steps=3, step_mask=edge_step("advedge"))(flat, wrong)
+    assert torch.equal(res.x_adv, flat) and not res.success.any() and res.extras["mask_empty"].all()
+
+
+def test_adv2_mask_honours_warm_start_placement():
+    """MASK's bilevel attack: edges throughout keep every step on the edges; 'warm_start' frees the bilevel stage."""
+    from advxai.attacks import get_attack
+
+    m = tiny_classifier(in_channels=3, size=16, width=8)
+    x = _edge_images(2)
+    y = m(x).argmax(1)
+    target = (y + 1) % 10
+    outside = edge_mask(x, 0.1).expand_as(x) == 0
+    kw = dict(interpreter="mask", eps=0.1, alpha=0.02, steps=3, warm_steps=2, n_step=1, reset_every=2, search_steps=2,
+              confidence=0.0, interpreter_settings=dict(iterations=3), step_mask=edge_step("advedge+", 0.1))
+    through = get_attack("adv2", m, **kw)(x, y, target)
+    assert (through.x_adv - x)[outside].abs().max() == 0
+    warm = get_attack("adv2", m, edge_placement="warm_start", **kw)(x, y, target)
+    assert (warm.x_adv - x)[outside].abs().max() > 0

@@ -56,7 +56,8 @@ from .gradient import PGD, MaskLike, project
 from .objectives import AttackState, Objective, PredictionLoss, Weight, margin
 
 __all__ = ["InterpretationLoss", "EncoderLoss", "SmoothedCrossEntropy", "ADV2", "ADV2Mask", "ADV2CW", "make_adv2",
-           "adv2_settings", "piecewise", "linear_ramp", "resolve_interpreter", "native_shape", "INTERPRETER_NAMES"]
+           "adv2_settings", "piecewise", "linear_ramp", "resolve_interpreter", "native_shape", "INTERPRETER_NAMES",
+           "placement_mask_steps", "WARM_FRACTION"]
 
 INTERPRETER_NAMES = ("grad", "cam", "gradcam", "rts", "mask")
 
@@ -302,7 +303,8 @@ class ADV2(_TargetMaps, PGD):
                  warm_steps: int = 50, lam: Weight = 1.0, enc_weight: float = 0.0, prd_weight: float = 1.0,
                  label_smoothing: tuple[float, float] | None = None, keep: str = "best", confidence: float = 0.8,
                  interpreter_settings: dict | None = None, step_mask: MaskLike = None, targeted: bool = True,
-                 terms: Sequence[tuple[Weight, object]] = (), seed: int = 0, batch_size: int | None = None):
+                 terms: Sequence[tuple[Weight, object]] = (), seed: int = 0, batch_size: int | None = None,
+                 mask_steps: int | None = None):
         check_budget("eps", eps)
         check_budget("alpha", alpha)
         interp = resolve_interpreter(model, interpreter, **(interpreter_settings or {}))
@@ -310,7 +312,7 @@ class ADV2(_TargetMaps, PGD):
             raise ValueError("MASK is not differentiable with respect to its input: use ADV2Mask (make_adv2 picks it)")
         term = InterpretationLoss(interp)  # checks differentiability
         super().__init__(model, eps=eps, alpha=alpha, steps=steps, norm="linf", random_start=False, targeted=targeted,
-                         keep=keep, step_mask=step_mask, seed=seed, batch_size=batch_size)
+                         keep=keep, step_mask=step_mask, seed=seed, batch_size=batch_size, mask_steps=mask_steps)
         if not isinstance(warm_steps, int) or warm_steps < 0:
             raise ValueError(f"warm_steps must be a non-negative integer, got {warm_steps!r}")
         if enc_weight and not hasattr(interp, "encoder"):
@@ -382,14 +384,16 @@ class ADV2Mask(_TargetMaps, PGD):
                  warm_steps: int = 50, n_step: int = 4, reset_every: int = 50, reset_iterations: int | None = None,
                  alpha_max: float | None = None, search_steps: int = 12, confidence: float = 0.8,
                  interpreter_settings: dict | None = None, step_mask: MaskLike = None, targeted: bool = True,
-                 terms: Sequence[tuple[Weight, object]] = (), seed: int = 0, batch_size: int | None = None):
+                 terms: Sequence[tuple[Weight, object]] = (), seed: int = 0, batch_size: int | None = None,
+                 mask_steps: int | None = None):
         check_budget("eps", eps)
         check_budget("alpha", alpha)
         interp = resolve_interpreter(model, interpreter, **(interpreter_settings or {}))
         if not _is_mask(interp):
             raise ValueError(f"ADV2Mask attacks the MASK interpreter, got {interp.name}")
         super().__init__(model, eps=eps, alpha=alpha, steps=steps, norm="linf", random_start=False, targeted=targeted,
-                         loss="ce", keep="best", step_mask=step_mask, seed=seed, batch_size=batch_size)
+                         loss="ce", keep="best", step_mask=step_mask, seed=seed, batch_size=batch_size,
+                         mask_steps=mask_steps)
         for name, v in (("warm_steps", warm_steps), ("n_step", n_step), ("reset_every", reset_every),
                         ("search_steps", search_steps)):
             if not isinstance(v, int) or v < (0 if name == "warm_steps" else 1):
@@ -461,9 +465,10 @@ class ADV2Mask(_TargetMaps, PGD):
             x_adv = warm.perturb(x, y, target)
         else:
             x_adv = x.clone()
-        from .gradient import resolve_mask
+        from .gradient import report_empty_mask, resolve_mask
 
         mask = resolve_mask(self.step_mask, x)
+        empty = report_empty_mask(self, mask, len(x), self.mask_steps is None or self.mask_steps >= self.steps)
         # the prediction step: cross-entropy (keeps raising the target's probability, which the search needs)
         # plus any extra terms (an adaptive attack's)
         prediction = self.objective
@@ -471,8 +476,10 @@ class ADV2Mask(_TargetMaps, PGD):
         sizes = []
         all_shifts = interp.shifts(self.steps * 2 * self.n_step, seed=self.seed + 7)
         m, adam = None, None
+        all_mask = mask
         for it in range(self.steps):
             state.step = it
+            mask = all_mask if (self.mask_steps is None or it < self.mask_steps) else None
             if it % self.reset_every == 0:  # periodic reset: MASK's own map of the current iterate
                 m = interp.optimise(x_adv, target, m=m, iterations=self.reset_iterations, seed=self.seed + it)[0]
                 adam = AdamState.zeros_like(m)
@@ -503,6 +510,8 @@ class ADV2Mask(_TargetMaps, PGD):
             best = torch.where(better.view(-1, 1, 1, 1), x_adv, best)
             best_loss = torch.where(better, l_int, best_loss)
         self._extras = {"l_int": best_loss.detach()}
+        if empty is not None:
+            self._extras["mask_empty"] = empty
         self.step_sizes = sizes
         return torch.where(torch.isinf(best_loss).view(-1, 1, 1, 1), x_adv, best).detach()
 
@@ -517,12 +526,13 @@ class ADV2CW(_TargetMaps, CW):
     def __init__(self, model, interpreter="grad", lam: Weight = 1.0, c: float = 1e-1, kappa: float = 0.0,
                  steps: int = 200, lr: float = 1e-2, binary_search_steps: int = 3, abort_early: bool = True,
                  keep: str = "objective", targeted: bool = True, interpreter_settings: dict | None = None,
-                 step_mask: MaskLike = None, seed: int = 0, batch_size: int | None = None):
+                 step_mask: MaskLike = None, seed: int = 0, batch_size: int | None = None,
+                 mask_steps: int | None = None):
         interp = resolve_interpreter(model, interpreter, **(interpreter_settings or {}))
         term = InterpretationLoss(interp)
         super().__init__(model, c=c, kappa=kappa, steps=steps, lr=lr, binary_search_steps=binary_search_steps,
                          abort_early=abort_early, targeted=targeted, terms=[(lam, term)], step_mask=step_mask,
-                         keep=keep, seed=seed, batch_size=batch_size)
+                         keep=keep, seed=seed, batch_size=batch_size, mask_steps=mask_steps)
         self.interpreter, self.term, self.lam = interp, term, lam
 
     def perturb(self, x, y, target, x_init=None):
@@ -573,11 +583,43 @@ def adv2_settings(interpreter: str, budget: str = "paper") -> dict:
     return s
 
 
-def make_adv2(model, interpreter="grad", budget: str | None = None, framework: str = "pgd", **params) -> Attack:
+WARM_FRACTION = 0.3  # C&W and StAdv have no warm-start stage: "warm start" means this first share of their steps
+
+
+def placement_mask_steps(placement: str, steps: int, mask_steps: int | None = None,
+                         warm_stage: bool = False) -> int | None:
+    """``mask_steps`` for an attack whose step mask applies ``placement="throughout"`` (None: every step) or
+    ``"warm_start"`` only. With a warm-start stage of its own (ADV² on PGD, MASK's bilevel attack) that stage
+    is the one restricted (0 steps of the joint stage); otherwise the first ``mask_steps`` steps are (by
+    default :data:`WARM_FRACTION` of ``steps``, at least one)."""
+    from .edges import EDGE_PLACEMENTS
+
+    if placement not in EDGE_PLACEMENTS:
+        raise ValueError(f"unknown edge placement {placement!r}; valid: {', '.join(EDGE_PLACEMENTS)}")
+    if placement == "throughout":
+        if mask_steps is not None:
+            raise ValueError("mask_steps limits the step mask to the first steps: it goes with "
+                             "edge_placement='warm_start', not 'throughout'")
+        return None
+    if warm_stage:
+        if mask_steps not in (None, 0):
+            raise ValueError("with a warm-start stage of its own, edge_placement='warm_start' restricts that stage "
+                             "only; mask_steps cannot also be given")
+        return 0
+    return mask_steps if mask_steps is not None else max(1, int(round(WARM_FRACTION * steps)))
+
+
+def make_adv2(model, interpreter="grad", budget: str | None = None, framework: str = "pgd",
+              edge_placement: str = "throughout", **params) -> Attack:
     """ADV² against ``interpreter`` (a name or an object): :class:`ADV2Mask` for MASK, :class:`ADV2` otherwise
     (``framework="cw"``: :class:`ADV2CW`). ``budget`` starts from :func:`adv2_settings` (PGD only); explicit
     ``params`` override it. Weights may be given as ``("piecewise", values, lengths)`` or ``("ramp", a, b)``
-    so they stay plain values (what the attack store needs)."""
+    so they stay plain values (what the attack store needs).
+
+    ``edge_placement`` says where a ``step_mask`` (AdvEdge, AdvEdge+) applies: ``"throughout"`` (the
+    AdvEdge paper: every step) or ``"warm_start"`` (the AdvEdge authors' code: only the warm-start stage
+    of ADV² on PGD / MASK; on C&W, which has none, the first ``mask_steps`` iterations, by default
+    :data:`WARM_FRACTION` of them)."""
     from ..interpreters import Interpreter
 
     name = interpreter.name if isinstance(interpreter, Interpreter) else interpreter
@@ -587,6 +629,8 @@ def make_adv2(model, interpreter="grad", budget: str | None = None, framework: s
     settings.update(params)
     if "lam" in settings:
         settings["lam"] = _weight(settings["lam"])
+    settings["mask_steps"] = placement_mask_steps(edge_placement, settings.get("steps", 200 if framework == "cw" else 100),
+                                                  settings.get("mask_steps"), warm_stage=framework == "pgd")
     if framework == "cw":
         return ADV2CW(model, interpreter, **settings)
     if name == "mask":

@@ -19,6 +19,12 @@ framework like PGD and C&W: :class:`ADV2StAdv` adds ADV²'s interpretation loss 
 loss). The flow of the current iterate is in ``state.cache["flow"]``; the kept iterate per image is
 the successful one of lowest objective (``keep="best"``) or the last one.
 Xiao et al. optimise with L-BFGS; Adam follows the ADV² paper.
+
+``step_mask`` (AdvEdge / AdvEdge+, see :mod:`advxai.attacks.edges`) weights each Adam update of the
+flow per pixel: a pixel of weight 0 keeps a zero flow, i.e. samples itself and keeps its benign value
+(the update is masked, not the gradient, because Adam would undo a scaled gradient); ``mask_steps``
+limits the mask to the first steps. An image whose mask is all zero is left unchanged and reported
+as failed (``extras["mask_empty"]``), as on PGD and C&W.
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import Attack
+from .gradient import MaskLike, check_mask_steps, report_empty_mask, resolve_mask
 from .objectives import AttackState, Objective, PredictionLoss, Weight
 
 __all__ = ["warp", "flow_loss", "FlowLoss", "StAdv", "ADV2StAdv", "make_adv2_stadv"]
@@ -85,7 +92,8 @@ class StAdv(Attack):
 
     def __init__(self, model, tau: float = 5e-4, steps: int = 200, lr: float = 0.01, loss: str = "cw",
                  kappa: float = 0.0, terms: Sequence[tuple[Weight, object]] = (), keep: str = "best",
-                 targeted: bool = False, seed: int = 0, batch_size: int | None = None):
+                 targeted: bool = False, seed: int = 0, batch_size: int | None = None,
+                 step_mask: MaskLike = None, mask_steps: int | None = None):
         super().__init__(model, targeted=targeted, seed=seed, batch_size=batch_size)
         if not (isinstance(tau, (int, float)) and tau >= 0):
             raise ValueError(f"tau (the flow-loss weight) must be >= 0, got {tau!r}")
@@ -98,6 +106,8 @@ class StAdv(Attack):
         self.tau, self.steps, self.lr, self.keep = float(tau), steps, float(lr), keep
         self.flow_term = FlowLoss()
         self.objective = Objective([(1.0, PredictionLoss(loss, kappa)), (self.tau, self.flow_term), *terms])
+        self.step_mask = step_mask
+        self.mask_steps = check_mask_steps(mask_steps)
 
     def _succeeds(self, logits: torch.Tensor, state: AttackState) -> torch.Tensor:
         pred = logits.argmax(1)
@@ -106,6 +116,8 @@ class StAdv(Attack):
     def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
                 flow_init: torch.Tensor | None = None) -> torch.Tensor:
         b, _, h, w = x.shape
+        mask = resolve_mask(self.step_mask, x)
+        empty = report_empty_mask(self, mask, b, self.mask_steps is None or self.mask_steps >= self.steps)
         flow = (torch.zeros(b, 2, h, w, device=x.device, dtype=x.dtype) if flow_init is None
                 else flow_init.detach().to(x.device, x.dtype).clone())
         flow.requires_grad_(True)
@@ -130,12 +142,22 @@ class StAdv(Attack):
                 break
             opt.zero_grad()
             loss.sum().backward()
-            opt.step()
+            if mask is not None and (self.mask_steps is None or step < self.mask_steps):
+                before = flow.detach().clone()
+                opt.step()
+                with torch.no_grad():  # the update weighted per pixel (both flow components alike)
+                    flow.copy_(before + mask[:, :1] * (flow - before))
+            else:
+                opt.step()
         found = torch.isfinite(best_loss).view(-1, 1, 1, 1)
         final = warp(x, flow.detach())
         self._extras = {"flow": torch.where(found, best_flow, flow.detach()),
                         "flow_loss": flow_loss(torch.where(found, best_flow, flow.detach())).detach()}
-        return torch.where(found, best, final).detach()
+        out = torch.where(found, best, final).detach()
+        if empty is not None:
+            self._extras["mask_empty"] = empty
+            out = torch.where(empty.view(-1, 1, 1, 1), x, out)  # nothing could move: exactly the benign image
+        return out
 
 
 class ADV2StAdv(StAdv):
@@ -148,7 +170,7 @@ class ADV2StAdv(StAdv):
     def __init__(self, model, interpreter="grad", lam: Weight = 1.0, tau: float = 5e-4, enc_weight: float = 0.0,
                  steps: int = 200, lr: float = 0.01, loss: str = "ce", keep: str = "best",
                  interpreter_settings: dict | None = None, targeted: bool = True, seed: int = 0,
-                 batch_size: int | None = None):
+                 batch_size: int | None = None, step_mask: MaskLike = None, mask_steps: int | None = None):
         from .adv2 import EncoderLoss, InterpretationLoss, _is_mask, resolve_interpreter
 
         interp = resolve_interpreter(model, interpreter, **(interpreter_settings or {}))
@@ -162,7 +184,7 @@ class ADV2StAdv(StAdv):
         if enc_weight:
             terms.append((float(enc_weight), EncoderLoss(interp)))
         super().__init__(model, tau=tau, steps=steps, lr=lr, loss=loss, terms=terms, keep=keep, targeted=targeted,
-                         seed=seed, batch_size=batch_size)
+                         seed=seed, batch_size=batch_size, step_mask=step_mask, mask_steps=mask_steps)
         self.interpreter, self.term, self.lam, self.enc_weight = interp, term, lam, float(enc_weight)
         self._maps, self._cursor = None, 0
 
@@ -199,8 +221,13 @@ STADV_SETTINGS = {
 }
 
 
-def make_adv2_stadv(model, interpreter="grad", budget: str | None = None, **params) -> ADV2StAdv:
-    """ADV² on StAdv; ``budget`` ("paper", "quick", "smoke") starts from the paper's Table 12 settings."""
+def make_adv2_stadv(model, interpreter="grad", budget: str | None = None, edge_placement: str = "throughout",
+                    **params) -> ADV2StAdv:
+    """ADV² on StAdv; ``budget`` ("paper", "quick", "smoke") starts from the paper's Table 12 settings.
+
+    ``edge_placement`` says where a ``step_mask`` applies (see :func:`~advxai.attacks.adv2.make_adv2`):
+    ``"throughout"`` (the paper), or ``"warm_start"``: the first ``mask_steps`` steps only (default
+    :data:`~advxai.attacks.adv2.WARM_FRACTION` of them; StAdv has no warm-start stage of its own)."""
     from ..interpreters import Interpreter
     from .adv2 import BUDGETS
 
@@ -214,4 +241,7 @@ def make_adv2_stadv(model, interpreter="grad", budget: str | None = None, **para
         settings = dict(STADV_SETTINGS[name])
         settings["steps"] = max(3, int(round(settings["steps"] * BUDGETS[budget])))
     settings.update(params)
+    from .adv2 import placement_mask_steps
+
+    settings["mask_steps"] = placement_mask_steps(edge_placement, settings.get("steps", 200), settings.get("mask_steps"))
     return ADV2StAdv(model, interpreter, **settings)
