@@ -1,0 +1,596 @@
+"""The arena: every attack of the study against every detector and defense, on the same images.
+
+Two kinds of members, one interface each:
+
+* a :class:`Detector` gives every input a **score** (higher = more suspicious). ``fit(x_benign)``
+  sets its threshold on benign inputs so that at most ``fpr`` of them are flagged
+  (:func:`threshold_at_fpr`); ``detect(x)`` flags ``score > threshold``. Its number in the arena is
+  the **detection rate**: the share of successful adversarial inputs flagged. A supervised detector
+  (the multi-interpreter one) also needs adversarial inputs to learn from: ``fit(x_benign, x_adv)``.
+* a :class:`Defense` relabels inputs (``predict``); its number is the **robust accuracy**: the share
+  of attacked inputs it gives their true label.
+
+Members by name (:data:`DETECTORS`, :func:`get_member`):
+
+========================  =========  ===========================================================
+``ig_masking``            detector   Jha et al.: IG, mask the top positive pixels; score ``-rho``
+``feature_squeezing``     detector   Xu et al.: max L1 between softmax of x and of its squeezings
+``heat_and_blur_change``  detector   Brama & Grinshpoun's cleaning used as a squeezer: L1 between
+                                     softmax of x and of the heat-and-blurred x
+``multi_interpreter``     detector   Abdukhamidov et al.: stacked maps of several interpreters,
+                                     frozen features, gradient boosting (supervised)
+``sje_disagreement``      detector   new here: SJE (Gulshad et al.) on the model's own features
+                                     against its softmax; score = how far SJE prefers another class
+``undefended``            defense    the model itself (the baseline robust accuracy)
+``heat_and_blur``         defense    the heat-and-blur cleaned input's label
+``adversarial_training``  defense    a PGD adversarially trained copy of the model labels the inputs
+                                     (crafted against the plain model: a transfer setting)
+========================  =========  ===========================================================
+
+:class:`Arena` fits the members once (benign calibration images, and for supervised detectors a
+training attack's images) and :meth:`Arena.evaluate` returns tidy records, one row per attack x
+member; :func:`matrix` pivots them into the attack x member table the chapter draws.
+
+:func:`craft` turns an :class:`ArenaAttack` (a name and plain settings) into adversarial images,
+through :func:`advxai.attacks.adversarial_set` (so sets cached by other chapters are reused) or,
+for what the attack store cannot build by name (universal patches, adaptive attacks), through the
+same cache with its own key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+
+from .attacks.base import AttackResult, perturbation_norms
+from .registry import Registry
+
+__all__ = ["threshold_at_fpr", "detection_rate", "Detector", "Defense", "IGMasking", "FeatureSqueezingDetector",
+           "HeatAndBlurChange", "MultiInterpreter", "SJEDisagreement", "Undefended", "HeatAndBlurDefense",
+           "RobustModel", "DETECTORS", "get_member", "Arena", "matrix", "ArenaAttack", "craft", "as_result",
+           "study_attacks"]
+
+
+# --------------------------------------------------------------------------------------------- thresholds
+
+def _scores(scores) -> torch.Tensor:
+    s = torch.as_tensor(scores).detach().double().cpu().flatten()
+    if torch.isnan(s).any():
+        raise ValueError("detector scores contain NaN")
+    return s
+
+
+def _check_fpr(fpr: float) -> float:
+    if isinstance(fpr, bool) or not isinstance(fpr, (int, float)) or not 0 <= fpr < 1:
+        raise ValueError(f"fpr (the share of benign inputs a detector may flag) must be in [0, 1), got {fpr!r}")
+    return float(fpr)
+
+
+def threshold_at_fpr(benign_scores, fpr: float = 0.05) -> float:
+    """The smallest threshold ``t`` among the benign scores with ``mean(benign > t) <= fpr``.
+
+    Flagging ``score > t`` then flags at most ``fpr`` of these benign inputs, and as many as
+    possible: with continuous scores exactly ``floor(fpr * n)`` of them. Tied scores (a binary
+    detector) can make the realised rate lower than ``fpr``; it is never higher."""
+    fpr = _check_fpr(fpr)
+    s = _scores(benign_scores)
+    if len(s) == 0:
+        raise ValueError("a threshold needs at least one benign score")
+    values = torch.unique(s)  # sorted ascending
+    above = (s[None, :] > values[:, None]).double().mean(1)  # share flagged at each candidate threshold
+    ok = torch.nonzero(above <= fpr + 1e-12).flatten()
+    return float(values[ok[0]])  # the largest value always qualifies (nothing is above it)
+
+
+def detection_rate(scores, threshold: float) -> float:
+    """Share of ``scores`` above ``threshold`` (NaN for no inputs)."""
+    s = _scores(scores)
+    return (s > threshold).double().mean().item() if len(s) else float("nan")
+
+
+def _auc(benign, adversarial) -> float:
+    b, a = _scores(benign).numpy(), _scores(adversarial).numpy()
+    if len(b) == 0 or len(a) == 0:
+        return float("nan")
+    # probability that an adversarial score exceeds a benign one (ties count half): the ROC AUC
+    greater = (a[:, None] > b[None, :]).mean()
+    ties = (a[:, None] == b[None, :]).mean()
+    return float(greater + 0.5 * ties)
+
+
+def _device(model) -> torch.device:
+    try:
+        return next(model.buffers()).device
+    except StopIteration:
+        return next(model.parameters()).device
+
+
+def _check_images(x: torch.Tensor, who: str) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        raise ValueError(f"{who}: images must be a [B, C, H, W] tensor")
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise ValueError(f"{who}: images must be in [0, 1]")
+
+
+# --------------------------------------------------------------------------------------------- members
+
+class Detector:
+    """Scores inputs (higher = more suspicious); a threshold fitted on benign inputs at ``fpr``."""
+
+    kind = "detector"
+    supervised = False
+    name = "detector"
+
+    def __init__(self, model, fpr: float = 0.05, batch_size: int = 64):
+        self.model, self.fpr, self.batch_size = model, _check_fpr(fpr), int(batch_size)
+        self.threshold: float | None = None
+        self.benign_calibration_rate: float | None = None
+
+    def _score(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """One score per image [B] (float64, CPU), computed in batches on the model's device."""
+        _check_images(x, self.name)
+        if len(x) == 0:
+            return torch.zeros(0, dtype=torch.float64)
+        dev = _device(self.model)
+        return torch.cat([_scores(self._score(x[s:s + self.batch_size].to(dev)))
+                          for s in range(0, len(x), self.batch_size)])
+
+    def fit(self, x_benign: torch.Tensor, x_adversarial: torch.Tensor | None = None) -> "Detector":
+        if len(x_benign) < 2:
+            raise ValueError(f"{self.name}: fit the threshold on at least two benign images")
+        s = self.scores(x_benign)
+        self.threshold = threshold_at_fpr(s, self.fpr)
+        self.benign_calibration_rate = detection_rate(s, self.threshold)
+        return self
+
+    def _need_fit(self) -> float:
+        if self.threshold is None:
+            raise RuntimeError(f"{self.name}: call fit(x_benign) first (the threshold comes from benign inputs)")
+        return self.threshold
+
+    def detect(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scores(x) > self._need_fit()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(fpr={self.fpr}, threshold={self.threshold})"
+
+
+class Defense:
+    """Relabels inputs; measured by robust accuracy (the true label recovered)."""
+
+    kind = "defense"
+    supervised = False
+    name = "defense"
+
+    def __init__(self, model, batch_size: int = 64):
+        self.model, self.batch_size = model, int(batch_size)
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        _check_images(x, self.name)
+        if len(x) == 0:
+            return torch.zeros(0, dtype=torch.long)
+        dev = _device(self.model)
+        return torch.cat([self._predict(x[s:s + self.batch_size].to(dev)).cpu()
+                          for s in range(0, len(x), self.batch_size)])
+
+    def fit(self, x_benign: torch.Tensor, x_adversarial: torch.Tensor | None = None) -> "Defense":
+        return self  # nothing to calibrate
+
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        if len(x) == 0:
+            return float("nan")
+        return (self.predict(x) == torch.as_tensor(y).cpu()).double().mean().item()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class IGMasking(Detector):
+    """Jha et al.'s causal masking: ``rho`` is the smallest masked fraction of top positive IG pixels
+    that changes the label (chapter 1); the score is ``-rho`` (a label that never changes up to
+    ``max_delta`` scores ``-(max_delta + epsilon)``)."""
+
+    name = "ig_masking"
+
+    def __init__(self, model, fpr: float = 0.05, epsilon: float = 0.01, max_delta: float = 0.3,
+                 fraction_of: str = "positive", ig_steps: int = 16, batch_size: int = 32):
+        from .defenses.causal_masking import CausalMasking
+
+        super().__init__(model, fpr, batch_size)
+        self.masking = CausalMasking(model, epsilon=epsilon, max_delta=max_delta, fraction_of=fraction_of,
+                                     steps=ig_steps, batch_size=batch_size)
+
+    def _score(self, x):
+        rho = self.masking.analyse(x).rho.double()
+        floor = self.masking.max_delta + self.masking.epsilon
+        return -torch.where(torch.isinf(rho), torch.full_like(rho, floor), rho)
+
+
+class FeatureSqueezingDetector(Detector):
+    """Feature squeezing's joint score (the largest L1 distance over the squeezers)."""
+
+    name = "feature_squeezing"
+
+    def __init__(self, model, fpr: float = 0.05, squeezers: Sequence[str] = ("bit_depth_3", "median_3x3"),
+                 batch_size: int = 64):
+        from .defenses.feature_squeezing import FeatureSqueezing
+
+        super().__init__(model, fpr, batch_size)
+        self.squeezing = FeatureSqueezing(model, squeezers=list(squeezers), fpr=max(self.fpr, 1e-6),
+                                          batch_size=batch_size)
+
+    def _score(self, x):
+        return self.squeezing.scores(x)["joint"]
+
+
+class HeatAndBlurChange(Detector):
+    """Heat-and-blur as a squeezer: the L1 distance between the softmax of the input and of its cleaned
+    version (a changed label moves it by up to 2)."""
+
+    name = "heat_and_blur_change"
+
+    def __init__(self, model, fpr: float = 0.05, sigma: float = 1.0, threshold: str = "mean2std",
+                 batch_size: int = 32):
+        from .defenses.heat_and_blur import HeatAndBlur
+
+        super().__init__(model, fpr, batch_size)
+        self.defense = HeatAndBlur(model, sigma=sigma, threshold=threshold, batch_size=batch_size)
+
+    def _score(self, x):
+        with torch.no_grad():
+            p = self.model(x).softmax(1)
+        return (p - self.defense(x).probs).abs().sum(1)
+
+
+class SJEDisagreement(Detector):
+    """SJE against softmax on the same network (chapter 5's SJE, new here as a detector).
+
+    SJE reads the network's penultimate features, so an attack on the softmax head also moves what
+    SJE sees, but through a different (attribute) classifier. The score is how much more SJE's best
+    class is compatible with the features than the softmax's label:
+    ``max_k F(x, k) - F(x, argmax softmax)``, 0 when they agree, positive when they disagree.
+    ``sje``: a fitted :class:`~advxai.attributes.SJE`, or ``None`` to fit one on ``n_train`` training
+    images of ``dataset`` (a data set with class attribute vectors)."""
+
+    name = "sje_disagreement"
+
+    def __init__(self, model, fpr: float = 0.05, sje=None, dataset: str = "shapes", n_train: int = 1000,
+                 epochs: int = 5, lr: float = 0.01, seed: int = 0, batch_size: int = 128):
+        super().__init__(model, fpr, batch_size)
+        if sje is None:
+            from .attributes import SJEConfig
+            from .attributes.study import fit_sje
+            from .data import get_dataset
+
+            train = get_dataset(dataset, split="train")
+            index = torch.arange(min(int(n_train), len(train)))
+            sje, _ = fit_sje(model, train, index, SJEConfig(epochs=epochs, lr=lr, batch_size=1, seed=seed))
+        self.sje = sje
+
+    @torch.no_grad()
+    def predictions(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(softmax label, SJE label)`` of a batch."""
+        logits, (f,) = self.model.forward_with(x, [self.model.info.feature_layer])
+        return logits.argmax(1).cpu(), self.sje.predict(f.flatten(1)).cpu()
+
+    @torch.no_grad()
+    def _score(self, x):
+        logits, (f,) = self.model.forward_with(x, [self.model.info.feature_layer])
+        comp = self.sje.compatibility(f.flatten(1))
+        soft = logits.argmax(1).to(comp.device)
+        return comp.max(1).values - comp.gather(1, soft[:, None]).squeeze(1)
+
+
+class MultiInterpreter(Detector):
+    """The multi-interpreter detector (chapter 4): maps of ``interpreters`` stacked, features of a frozen
+    ``extractor`` model (or the pooled maps themselves), gradient boosting. Supervised: ``fit(x_benign,
+    x_adversarial)`` learns on half of the benign images and as many adversarial ones, and sets the
+    threshold on the probabilities of the other (unseen) benign half."""
+
+    name = "multi_interpreter"
+    supervised = True
+
+    def __init__(self, model, fpr: float = 0.05, interpreters: Sequence[str] = ("grad", "cam"), extractor=None,
+                 product: bool = False, booster: str = "gb", seed: int = 0, batch_size: int = 64, **booster_params):
+        from .defenses.multi_interpreter import ModelFeatures, MultiInterpreterDetector, PixelFeatures
+        from .interpreters import get_interpreter
+
+        super().__init__(model, fpr, batch_size)
+        if not interpreters:
+            raise ValueError("the multi-interpreter detector needs at least one interpreter")
+        self.interpreters = [get_interpreter(n, model) for n in interpreters]
+        self.interpreter_names = list(interpreters)
+        feats = PixelFeatures() if extractor is None else ModelFeatures(extractor)
+        booster_params.setdefault("n_estimators", 100)
+        self.detector = MultiInterpreterDetector(feats, booster=booster, product=product, seed=seed, **booster_params)
+        self.seed = int(seed)
+
+    def maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        from .defenses.multi_interpreter import explain_all
+
+        return explain_all(self.interpreters, x.to(_device(self.model)), self.batch_size)
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        _check_images(x, self.name)
+        if len(x) == 0:
+            return torch.zeros(0, dtype=torch.float64)
+        return torch.as_tensor(self.detector.predict_proba(self.maps(x)), dtype=torch.float64)
+
+    def fit(self, x_benign: torch.Tensor, x_adversarial: torch.Tensor | None = None) -> "MultiInterpreter":
+        if x_adversarial is None or len(x_adversarial) < 1:
+            raise ValueError(f"{self.name} is supervised: fit(x_benign, x_adversarial) needs adversarial images")
+        if len(x_benign) < 4:
+            raise ValueError(f"{self.name}: fit on at least four benign images (half learn, half set the threshold)")
+        g = torch.Generator().manual_seed(self.seed)
+        order = torch.randperm(len(x_benign), generator=g)
+        learn, calib = order[: len(order) // 2], order[len(order) // 2:]
+        k = min(len(learn), len(x_adversarial))
+        adv = x_adversarial[torch.randperm(len(x_adversarial), generator=g)[:k]]
+        self.detector.fit(self.maps(x_benign[learn[:k]]), self.maps(adv))
+        s = self.scores(x_benign[calib])
+        self.threshold = threshold_at_fpr(s, self.fpr)
+        self.benign_calibration_rate = detection_rate(s, self.threshold)
+        return self
+
+
+class Undefended(Defense):
+    name = "undefended"
+
+    @torch.no_grad()
+    def _predict(self, x):
+        return self.model(x).argmax(1)
+
+
+class HeatAndBlurDefense(Defense):
+    """Algorithm 1 of Brama & Grinshpoun: classify the heat-and-blurred input."""
+
+    name = "heat_and_blur"
+
+    def __init__(self, model, sigma: float = 1.0, threshold: str = "mean2std", batch_size: int = 32):
+        from .defenses.heat_and_blur import HeatAndBlur
+
+        super().__init__(model, batch_size)
+        self.defense = HeatAndBlur(model, sigma=sigma, threshold=threshold, batch_size=batch_size)
+
+    def _predict(self, x):
+        return self.defense(x).pred
+
+
+class RobustModel(Defense):
+    """A PGD adversarially trained copy of the model (chapter 5's :func:`robust_model`, cached) labels the
+    inputs. The arena's adversarial images were crafted against the plain model, so this measures
+    transfer to the robust model, not a white-box attack on it."""
+
+    name = "adversarial_training"
+
+    def __init__(self, model, eps: float = 0.025, robust=None, train_budget: str = "full", batch_size: int = 64,
+                 **config):
+        if robust is None:
+            from .defenses.adversarial_training import robust_model
+
+            robust = robust_model(model.info.name, eps, train_budget=train_budget, device=str(_device(model)),
+                                  **config)
+        super().__init__(robust, batch_size)
+        self.eps = eps
+
+    @torch.no_grad()
+    def _predict(self, x):
+        return self.model(x).argmax(1)
+
+
+DETECTORS = Registry("arena member")
+DETECTORS.register("ig_masking", "detector: IG causal masking (Jha et al.), score -rho")(IGMasking)
+DETECTORS.register("feature_squeezing", "detector: feature squeezing (Xu et al.), joint L1 score")(FeatureSqueezingDetector)
+DETECTORS.register("heat_and_blur_change", "detector: L1 between softmax of x and of heat-and-blur(x)")(HeatAndBlurChange)
+DETECTORS.register("multi_interpreter", "detector: stacked interpreter maps + gradient boosting (supervised)")(MultiInterpreter)
+DETECTORS.register("sje_disagreement", "detector: SJE vs softmax on the same features")(SJEDisagreement)
+DETECTORS.register("undefended", "defense: the model itself (baseline robust accuracy)")(Undefended)
+DETECTORS.register("heat_and_blur", "defense: heat-and-blur cleaning (Brama & Grinshpoun, Algorithm 1)")(HeatAndBlurDefense)
+DETECTORS.register("adversarial_training", "defense: a PGD adversarially trained copy of the model")(RobustModel)
+
+
+def get_member(name: str, model, **settings) -> Detector | Defense:
+    """The arena member ``name`` on ``model`` (unknown names fail with the valid ones)."""
+    return DETECTORS.get(name, model, **settings)
+
+
+# --------------------------------------------------------------------------------------------- the arena
+
+class Arena:
+    """Members fitted once, then every attack evaluated against every member.
+
+    ``Arena({"IG masking": IGMasking(model), ...}, model)``; ``fit(x_calibration, x_train_adversarial)``
+    (benign images disjoint from the attacked ones; the training attack's images for supervised
+    detectors); ``evaluate({"PGD": result, ...}, x_benign, y_benign)`` returns a DataFrame.
+    """
+
+    def __init__(self, members: dict[str, Detector | Defense], model):
+        if not members:
+            raise ValueError("an arena needs at least one detector or defense")
+        for label, m in members.items():
+            if not isinstance(m, (Detector, Defense)):
+                raise ValueError(f"member {label!r} is neither a Detector nor a Defense: {type(m).__name__}")
+        self.members, self.model = dict(members), model
+        self.fitted = False
+
+    def fit(self, x_calibration: torch.Tensor, x_train_adversarial: torch.Tensor | None = None,
+            progress: Callable[[str], Any] | None = None) -> "Arena":
+        for label, m in self.members.items():
+            if progress:
+                progress(label)
+            m.fit(x_calibration, x_train_adversarial if m.supervised else None)
+        self.fitted = True
+        return self
+
+    def evaluate(self, attacks: dict[str, AttackResult], x_benign: torch.Tensor, y_benign: torch.Tensor,
+                 adaptive: dict[str, str] | None = None):
+        """Tidy records, one per (attack, member), plus a ``benign`` row per member.
+
+        Detectors: ``value`` is the detection rate on the attack's *successful* images (``n`` of them),
+        ``auc`` the ROC AUC of the scores against the benign images; the benign row's value is the
+        realised false-positive rate. Defenses: ``value`` is the robust accuracy on every attacked
+        image (the benign row: clean accuracy). ``adaptive`` maps attack names to the member they adapt to.
+        """
+        import pandas as pd
+
+        if not self.fitted:
+            raise RuntimeError("fit the arena on benign calibration images first")
+        adaptive = adaptive or {}
+        y_benign = torch.as_tensor(y_benign).cpu()
+        rows = []
+        for label, m in self.members.items():
+            if isinstance(m, Detector):
+                benign_scores = m.scores(x_benign)
+                fpr = detection_rate(benign_scores, m.threshold)
+                rows.append(dict(attack="benign", member=label, kind="detector", metric="false-positive rate",
+                                 value=fpr, n=len(x_benign), auc=float("nan"), threshold=m.threshold,
+                                 benign_rate=fpr, adaptive_to=""))
+                for name, r in attacks.items():
+                    x_adv = r.x_adv[r.success.to(r.x_adv.device)]
+                    s = m.scores(x_adv)
+                    rows.append(dict(attack=name, member=label, kind="detector", metric="detection rate",
+                                     value=detection_rate(s, m.threshold), n=len(x_adv), auc=_auc(benign_scores, s),
+                                     threshold=m.threshold, benign_rate=fpr, adaptive_to=adaptive.get(name, "")))
+            else:
+                clean = m.accuracy(x_benign, y_benign)
+                rows.append(dict(attack="benign", member=label, kind="defense", metric="clean accuracy", value=clean,
+                                 n=len(x_benign), auc=float("nan"), threshold=float("nan"), benign_rate=clean,
+                                 adaptive_to=""))
+                for name, r in attacks.items():
+                    rows.append(dict(attack=name, member=label, kind="defense", metric="robust accuracy",
+                                     value=m.accuracy(r.x_adv, r.y.cpu()), n=len(r), auc=float("nan"),
+                                     threshold=float("nan"), benign_rate=clean, adaptive_to=adaptive.get(name, "")))
+        return pd.DataFrame(rows)
+
+
+def matrix(records, value: str = "value"):
+    """The attack x member table of ``value`` (rows and columns in the order they first appear)."""
+    table = records.pivot(index="attack", columns="member", values=value)
+    rows = list(dict.fromkeys(records["attack"]))
+    cols = list(dict.fromkeys(records["member"]))
+    return table.loc[rows, cols]
+
+
+# --------------------------------------------------------------------------------------------- attacks
+
+@dataclass
+class ArenaAttack:
+    """One row of the arena: a registered attack (``attack``) with plain settings.
+
+    ``kind``: ``"store"`` (built by :func:`advxai.attacks.adversarial_set`), ``"patch"`` (a universal
+    patch learned on training images, then pasted), ``"edges"`` (ADV² with AdvEdge's step weights or
+    AdvEdge+'s mask computed from the benign images: ``edges`` = ``"advedge"`` | ``"advedge+"``).
+    """
+
+    label: str
+    attack: str
+    params: dict = field(default_factory=dict)
+    targeted: bool = False
+    kind: str = "store"
+    edges: str | None = None
+
+    def __post_init__(self):
+        from .attacks import ATTACKS
+
+        ATTACKS.check(self.attack)
+        if self.kind not in ("store", "patch", "edges"):
+            raise ValueError(f"unknown arena attack kind {self.kind!r}; valid: store, patch, edges")
+        if self.kind == "edges" and self.edges not in ("advedge", "advedge+"):
+            raise ValueError(f"edges must be 'advedge' or 'advedge+', got {self.edges!r}")
+
+
+def study_attacks(budget: str = "quick", eps: float = 8 / 255, num_classes: int = 10, seed: int = 0
+                  ) -> dict[str, ArenaAttack]:
+    """The study's attacks by short name, at an L-inf budget ``eps`` where they have one; step counts
+    scaled by ``budget`` (``smoke`` | ``quick`` | ``paper``)."""
+    if budget not in ("smoke", "quick", "paper"):
+        raise ValueError(f"budget must be smoke, quick or paper, got {budget!r}")
+    f = {"smoke": 0.1, "quick": 1.0, "paper": 10.0}[budget]
+
+    def n(k: int) -> int:
+        return max(2, int(round(k * f)))
+
+    target = (seed + 1) % num_classes  # the class the universal patches ask for
+    return {
+        "fgsm": ArenaAttack("FGSM", "fgsm", {"eps": eps}),
+        "pgd": ArenaAttack("PGD", "pgd", {"eps": eps, "steps": n(20), "alpha": 2.5 * eps / n(20), "seed": seed}),
+        "cw": ArenaAttack("C&W", "cw", {"c": 0.1, "steps": n(50), "lr": 0.01, "binary_search_steps": n(3)}),
+        "deepfool": ArenaAttack("DeepFool", "deepfool", {"steps": n(30), "overshoot": 0.02}),
+        "patch": ArenaAttack("patch", "patch", {"target_class": target, "size": 0.25, "steps": n(100)},
+                             targeted=True, kind="patch"),
+        "lavan": ArenaAttack("LaVAN", "lavan", {"target_class": target, "size": 0.03, "steps": n(100)},
+                             targeted=True, kind="patch"),
+        "lbfgs": ArenaAttack("L-BFGS", "lbfgs", {"search_steps": n(3), "max_iter": n(30)}, targeted=True),
+        "boundary": ArenaAttack("Boundary", "boundary", {"steps": n(200), "seed": seed}),
+        "stadv": ArenaAttack("StAdv", "stadv", {"steps": n(50)}),
+        "adv2_cam": ArenaAttack("ADV² (CAM)", "adv2", {"interpreter": "cam", "budget": budget, "eps": eps}, targeted=True),
+        "adv2_grad": ArenaAttack("ADV² (GRAD)", "adv2", {"interpreter": "grad", "budget": budget, "eps": eps},
+                                 targeted=True),
+        "advedge_cam": ArenaAttack("AdvEdge (CAM)", "adv2", {"interpreter": "cam", "budget": budget, "eps": eps},
+                                   targeted=True, kind="edges", edges="advedge"),
+        "advedge_plus_cam": ArenaAttack("AdvEdge+ (CAM)", "adv2", {"interpreter": "cam", "budget": budget, "eps": eps},
+                                        targeted=True, kind="edges", edges="advedge+"),
+    }
+
+
+def as_result(model, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None,
+              extras: dict | None = None) -> AttackResult:
+    """An :class:`AttackResult` for images made elsewhere (e.g. heat-and-blur's adaptive attack)."""
+    dev = _device(model)
+    with torch.no_grad():
+        probs = model(x_adv.to(dev)).softmax(1)
+    conf, pred = probs.max(1)
+    y = torch.as_tensor(y).to(dev)
+    success = pred == target.to(dev) if target is not None else pred != y
+    norms = perturbation_norms(x_adv.to(dev), x.to(dev))
+    return AttackResult(x_adv.to(dev), success, pred, conf, y, None if target is None else target.to(dev),
+                        norms["linf"], norms["l2"], norms["l0"], extras or {})
+
+
+def craft(spec: ArenaAttack, model: str, dataset: str, index, *, split: str = "test", train_budget: str = "full",
+          device: str = "auto", seed: int = 0, patch_images: int = 256) -> AttackResult:
+    """The adversarial images of ``spec`` on images ``index`` of ``dataset`` against ``model`` (cached)."""
+    from .attacks import ATTACKS, adversarial_set
+    from .attacks.edges import edge_step_mask
+    from .attacks.store import _from_payload, _to_payload
+    from .data import get_dataset
+    from .models import get_model
+    from .runtime import cached, resolve_device
+
+    index = torch.as_tensor(index, dtype=torch.long).cpu()
+    common = dict(model=model, dataset=dataset, index=index, split=split, train_budget=train_budget, device=device)
+    if spec.kind == "store":
+        return adversarial_set(spec.attack, targeted=spec.targeted, target_seed=seed, **common, **spec.params)
+    if spec.kind == "edges":
+        x = get_dataset(dataset, split=split).batch(index).x
+        mask = edge_step_mask(x, spec.edges)
+        return adversarial_set(spec.attack, targeted=spec.targeted, target_seed=seed, step_mask=mask, **common,
+                               **spec.params)
+    # a universal patch: learned once on training images (cached), then pasted on the test images
+    dev = resolve_device(device)
+    net = get_model(model, device=str(dev), train_budget=train_budget)
+    attack = ATTACKS.get(spec.attack, net, seed=seed, **spec.params)
+    key = {"name": f"{spec.attack}-{model}-{dataset}", "params": spec.params, "model": model,
+           "train_budget": train_budget, "dataset": dataset, "images": int(patch_images), "seed": seed,
+           "device_type": dev.type}
+
+    def learn() -> dict:
+        train = get_dataset(dataset, split="train")
+        images = train.load_images(torch.arange(min(int(patch_images), len(train))))
+        return {"patch": attack.fit(images.to(dev)).patch.cpu()}
+
+    attack.set_patch(cached("patches", key, learn)["patch"])
+    batch = get_dataset(dataset, split=split).batch(index)
+    keep = batch.y != attack.target_class  # an image of the target class cannot be "fooled" into it
+    index, x, y = index[keep], batch.x[keep], batch.y[keep]
+    spec_key = {**key, "name": f"{spec.attack}-applied-{model}-{dataset}", "index": index, "split": split}
+    payload = cached("adversarial", spec_key, lambda: _to_payload(attack(x, y)))
+    return _from_payload(payload, dev)
+
