@@ -480,13 +480,20 @@ def matrix(records, value: str = "value"):
 
 # --------------------------------------------------------------------------------------------- attacks
 
+KINDS = ("store", "patch", "edges", "adaptive_fs", "adaptive_hb")
+
+
 @dataclass
 class ArenaAttack:
     """One row of the arena: a registered attack (``attack``) with plain settings.
 
     ``kind``: ``"store"`` (built by :func:`advxai.attacks.adversarial_set`), ``"patch"`` (a universal
     patch learned on training images, then pasted), ``"edges"`` (ADV² with AdvEdge's step weights or
-    AdvEdge+'s mask computed from the benign images: ``edges`` = ``"advedge"`` | ``"advedge+"``).
+    AdvEdge+'s mask computed from the benign images: ``edges`` = ``"advedge"`` | ``"advedge+"``),
+    ``"adaptive_fs"`` (ADV² adapted to feature squeezing, :func:`~advxai.defenses.feature_squeezing.adaptive_adv2`;
+    ``params`` go to it, ``attack`` is ``"adv2"``), ``"adaptive_hb"`` (heat-and-blur's Algorithm 2,
+    :func:`~advxai.defenses.heat_and_blur.adaptive_attack`, with the registered ``attack`` as its inner
+    attack; ``params``: ``iterations``, ``sigma``, ``threshold``, ``eps`` and the inner attack's settings).
     """
 
     label: str
@@ -500,16 +507,19 @@ class ArenaAttack:
         from .attacks import ATTACKS
 
         ATTACKS.check(self.attack)
-        if self.kind not in ("store", "patch", "edges"):
-            raise ValueError(f"unknown arena attack kind {self.kind!r}; valid: store, patch, edges")
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown arena attack kind {self.kind!r}; valid: {', '.join(KINDS)}")
         if self.kind == "edges" and self.edges not in ("advedge", "advedge+"):
             raise ValueError(f"edges must be 'advedge' or 'advedge+', got {self.edges!r}")
 
 
-def study_attacks(budget: str = "quick", eps: float = 8 / 255, num_classes: int = 10, seed: int = 0
-                  ) -> dict[str, ArenaAttack]:
+def study_attacks(budget: str = "quick", eps: float = 8 / 255, num_classes: int = 10, seed: int = 0,
+                  squeezer: str = "median_3x3", sqz_weight: float = 10.0, hb_iterations: int = 3,
+                  hb_sigma: float = 1.0) -> dict[str, ArenaAttack]:
     """The study's attacks by short name, at an L-inf budget ``eps`` where they have one; step counts
-    scaled by ``budget`` (``smoke`` | ``quick`` | ``paper``)."""
+    scaled by ``budget`` (``smoke`` | ``quick`` | ``paper``). Two adaptive attacks: ADV² (CAM) adapted
+    to the feature-squeezing ``squeezer`` (``adaptive_adv2_fs``) and PGD inside heat-and-blur's
+    Algorithm 2 (``adaptive_hb``)."""
     if budget not in ("smoke", "quick", "paper"):
         raise ValueError(f"budget must be smoke, quick or paper, got {budget!r}")
     f = {"smoke": 0.1, "quick": 1.0, "paper": 10.0}[budget]
@@ -537,6 +547,12 @@ def study_attacks(budget: str = "quick", eps: float = 8 / 255, num_classes: int 
                                    targeted=True, kind="edges", edges="advedge"),
         "advedge_plus_cam": ArenaAttack("AdvEdge+ (CAM)", "adv2", {"interpreter": "cam", "budget": budget, "eps": eps},
                                         targeted=True, kind="edges", edges="advedge+"),
+        "adaptive_adv2_fs": ArenaAttack("adaptive ADV² (CAM) vs FS", "adv2",
+                                        {"interpreter": "cam", "squeezer": squeezer, "sqz_weight": float(sqz_weight),
+                                         "budget": budget, "eps": eps}, targeted=True, kind="adaptive_fs"),
+        "adaptive_hb": ArenaAttack("PGD in Algorithm 2 vs H&B", "pgd",
+                                   {"eps": eps, "steps": n(10), "alpha": 2.5 * eps / n(10), "seed": seed,
+                                    "iterations": int(hb_iterations), "sigma": float(hb_sigma)}, kind="adaptive_hb"),
     }
 
 
@@ -573,9 +589,11 @@ def craft(spec: ArenaAttack, model: str, dataset: str, index, *, split: str = "t
         mask = edge_step_mask(x, spec.edges)
         return adversarial_set(spec.attack, targeted=spec.targeted, target_seed=seed, step_mask=mask, **common,
                                **spec.params)
-    # a universal patch: learned once on training images (cached), then pasted on the test images
     dev = resolve_device(device)
     net = get_model(model, device=str(dev), train_budget=train_budget)
+    if spec.kind in ("adaptive_fs", "adaptive_hb"):
+        return _craft_adaptive(spec, net, model, dataset, index, split, train_budget, dev, seed)
+    # a universal patch: learned once on training images (cached), then pasted on the test images
     attack = ATTACKS.get(spec.attack, net, seed=seed, **spec.params)
     key = {"name": f"{spec.attack}-{model}-{dataset}", "params": spec.params, "model": model,
            "train_budget": train_budget, "dataset": dataset, "images": int(patch_images), "seed": seed,
@@ -594,3 +612,41 @@ def craft(spec: ArenaAttack, model: str, dataset: str, index, *, split: str = "t
     payload = cached("adversarial", spec_key, lambda: _to_payload(attack(x, y)))
     return _from_payload(payload, dev)
 
+
+
+def _craft_adaptive(spec: ArenaAttack, net, model: str, dataset: str, index: torch.Tensor, split: str,
+                    train_budget: str, dev: torch.device, seed: int) -> AttackResult:
+    """The study's adaptive attacks, cached like the attack store's sets (same kind, own key)."""
+    from .attacks import ATTACKS
+    from .attacks.store import _from_payload, _to_payload, random_targets
+    from .data import get_dataset
+    from .runtime import cached
+
+    key = {"name": f"{spec.kind}-{spec.attack}-{model}-{dataset}", "kind": spec.kind, "attack": spec.attack,
+           "params": spec.params, "model": model, "train_budget": train_budget, "dataset": dataset, "split": split,
+           "index": index, "targeted": spec.targeted, "target_seed": seed, "device_type": dev.type}
+
+    def build() -> dict:
+        batch = get_dataset(dataset, split=split).batch(index)
+        x, y = batch.x.to(dev), batch.y.to(dev)
+        target = random_targets(batch.y, net.info.num_classes, seed).to(dev) if spec.targeted else None
+        params = dict(spec.params)
+        if spec.kind == "adaptive_fs":
+            from .defenses.feature_squeezing import adaptive_adv2
+
+            interpreter = params.pop("interpreter", "cam")
+            squeezer = params.pop("squeezer", "median_3x3")
+            return _to_payload(adaptive_adv2(net, interpreter, squeezer, seed=seed, **params)(x, y, target))
+        from .defenses.heat_and_blur import HeatAndBlur, adaptive_attack
+
+        iterations = int(params.pop("iterations", 5))
+        sigma, threshold = params.pop("sigma", 1.0), params.pop("threshold", "mean2std")
+        eps = params.get("eps")
+        inner = ATTACKS.get(spec.attack, net, targeted=spec.targeted, **params)
+        res = adaptive_attack(HeatAndBlur(net, sigma=sigma, threshold=threshold), inner, x, y, iterations=iterations,
+                              target=target, eps=eps)
+        out = as_result(net, x, res.x_adapt, y, target,
+                        extras={"defended_success": res.success, "iterations": res.iterations.float()})
+        return _to_payload(out)
+
+    return _from_payload(cached("adversarial", key, build), dev)

@@ -154,3 +154,27 @@ def test_craft_reuses_the_attack_store(tmp_cache, monkeypatch):
     out = arena.craft(ArenaAttack("PGD", "pgd", {"eps": 0.03}), "shapes_resnet", "shapes", [0, 1], train_budget="smoke")
     assert out == "result" and calls[0][0] == "pgd" and calls[0][1]["eps"] == 0.03
     assert calls[0][1]["model"] == "shapes_resnet" and not calls[0][1]["targeted"]
+
+
+def test_adaptive_kinds_are_crafted_and_cached(tmp_path, monkeypatch):
+    """Both adaptive attacks run end to end on the smoke model (a few steps) and come back from the cache."""
+    import advxai.data
+    import advxai.models
+
+    net = advxai.models.get_model("shapes_resnet", device="cpu", train_budget="smoke")  # the shared cache's
+    data = advxai.data.get_dataset("shapes", split="test")
+    monkeypatch.setattr(advxai.models, "get_model", lambda *a, **k: net)
+    monkeypatch.setattr(advxai.data, "get_dataset", lambda *a, **k: data)
+    monkeypatch.setenv("ADVXAI_CACHE", str(tmp_path / "cache"))  # the adversarial sets go to an empty cache
+    specs = study_attacks("smoke", num_classes=20)
+    hb = specs["adaptive_hb"]
+    hb.params.update(iterations=1, steps=2)
+    r = arena.craft(hb, "shapes_resnet", "shapes", [0, 1], train_budget="smoke", device="cpu")
+    assert len(r) == 2 and (r.linf <= hb.params["eps"] + 1e-6).all()
+    assert "defended_success" in r.extras
+    again = arena.craft(hb, "shapes_resnet", "shapes", [0, 1], train_budget="smoke", device="cpu")
+    assert torch.equal(again.x_adv, r.x_adv)
+    fs = specs["adaptive_adv2_fs"]
+    r = arena.craft(fs, "shapes_resnet", "shapes", [0, 1], train_budget="smoke", device="cpu")
+    assert r.target is not None and (r.target.cpu() != r.y.cpu()).all()
+    assert (r.linf <= fs.params["eps"] + 1e-6).all()
