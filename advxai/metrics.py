@@ -94,21 +94,24 @@ def coverage_count(probs: torch.Tensor, coverage: float, rule: str = "within") -
 def ndcg_relevance(benign_logits: torch.Tensor, coverage: float = 0.99, rule: str = "within") -> torch.Tensor:
     """Eq. 3: graded relevance per class [B, K] from the benign prediction.
 
-    The top ``K1`` classes get ``l_j / sum_{i <= K1} l_i``, the others 0. Logits are first shifted by
-    the image's smallest logit (``l - min l``), which changes neither the softmax nor the ranking
-    but makes every relevance non-negative, so negative logits cannot flip a sign or blow up the
-    ratio; when the scored logits are all equal each gets ``1 / K1``.
+    The top ``K1`` classes get ``l_j / sum_{i <= K1} l_i``, the others 0. Negative logits, which the
+    formula does not foresee (they would flip signs or blow up the ratio), count as 0:
+    ``l_j^+ / sum_{i <= K1} l_i^+``, which is the paper's value whenever the scored logits are
+    positive. When no scored logit is positive, the scored classes' probabilities are used instead
+    (``p_j / sum_{i <= K1} p_i``, the same ranking), so relevances always lie in [0, 1] and the top
+    class's is positive.
     """
     logits = benign_logits.detach().float()
-    k1 = coverage_count(logits.softmax(1), coverage, rule)
-    shifted = logits - logits.min(1, keepdim=True).values
+    probs = logits.softmax(1)
+    k1 = coverage_count(probs, coverage, rule)
     order = logits.argsort(1, descending=True)
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(logits.shape[1], device=logits.device).expand_as(order))
-    scored = rank < k1[:, None]
-    total = (shifted * scored).sum(1, keepdim=True)
-    rel = torch.where(total > 0, shifted / total.clamp(min=1e-30), 1.0 / k1[:, None].float())
-    return rel * scored
+    scored = (rank < k1[:, None]).float()
+    pos = logits.clamp(min=0) * scored
+    total = pos.sum(1, keepdim=True)
+    by_prob = probs * scored / (probs * scored).sum(1, keepdim=True)
+    return torch.where(total > 0, pos / total.clamp(min=1e-30), by_prob)
 
 
 def dcg(relevance_in_rank_order: torch.Tensor, k: int) -> torch.Tensor:

@@ -117,14 +117,14 @@ def test_ndcg_identity_and_unrelated_class():
 def test_ndcg_by_hand():
     b = torch.tensor([[3.0, 2.0, 1.0, 0.0, -1.0]])
     a = torch.tensor([[2.0, 3.0, 1.0, 0.0, -1.0]])
-    # K1 = 4 (top-4 probabilities 0.988 <= 0.99); shifted logits 4, 3, 2, 1 over a sum of 10
+    # K1 = 4 (top-4 probabilities 0.988 <= 0.99); logits 3, 2, 1, 0 over a sum of 6
     rel = ndcg_relevance(b).squeeze(0)
-    assert torch.allclose(rel, torch.tensor([0.4, 0.3, 0.2, 0.1, 0.0]))
-    g = [2 ** r - 1 for r in (0.4, 0.3, 0.2, 0.1)]
+    assert torch.allclose(rel, torch.tensor([0.5, 1 / 3, 1 / 6, 0.0, 0.0]))
+    g = [2 ** r - 1 for r in (0.5, 1 / 3)]
     ideal2 = g[0] + g[1] / math.log2(3)
     ours2 = g[1] + g[0] / math.log2(3)
     assert ndcg(b, a, 2).item() == pytest.approx(ours2 / ideal2, rel=1e-5)
-    assert dcg(torch.tensor([[0.4, 0.3]]), 2).item() == pytest.approx(ideal2, rel=1e-6)
+    assert dcg(torch.tensor([[0.5, 1 / 3]]), 2).item() == pytest.approx(ideal2, rel=1e-6)
 
 
 def test_ndcg_edge_cases():
@@ -135,14 +135,20 @@ def test_ndcg_edge_cases():
     flat = torch.tensor([[1.0, 1.0, 1.0, 1.0]])
     assert coverage_count(flat.softmax(1), 0.5).item() == 2 and coverage_count(flat.softmax(1), 1.0).item() == 4
     assert torch.allclose(ndcg_relevance(flat, 1.0), torch.full((1, 4), 0.25))  # all equal: 1/K1 each
-    negative = torch.tensor([[-1.0, -2.0, -3.0, -9.0]])  # all logits negative: shift-invariant relevance
+    assert torch.allclose(ndcg_relevance(flat - 1, 1.0), torch.full((1, 4), 0.25))  # all zero: by probability
+    negative = torch.tensor([[-1.0, -2.0, -3.0, -9.0]])  # no positive logit: relevance from the probabilities
     rel = ndcg_relevance(negative, 0.999)
+    p = negative.softmax(1)[0]
     assert (rel >= 0).all() and rel.sum().item() == pytest.approx(1.0)
-    torch.testing.assert_close(rel, ndcg_relevance(negative + 20, 0.999))
+    assert coverage_count(negative.softmax(1), 0.999).item() == 2
+    torch.testing.assert_close(rel[0, :2], p[:2] / p[:2].sum())
+    mixed = torch.tensor([[4.0, 3.5, -0.5, -9.0]])  # negative scored logits count as 0
+    rel = ndcg_relevance(mixed, 1.0)
+    assert coverage_count(mixed.softmax(1), 1.0).item() == 4
+    torch.testing.assert_close(rel, torch.tensor([[4 / 7.5, 3.5 / 7.5, 0.0, 0.0]]))
     swapped = torch.tensor([[-2.0, -1.0, -3.0, -9.0]])
     v = ndcg(negative, swapped, [1, 2, 4])
     assert ((v > 0) & (v < 1)).all()
-    torch.testing.assert_close(v, ndcg(negative + 20, swapped + 20, [1, 2, 4]))
 
 
 def test_ndcg_bad_input():
@@ -158,3 +164,9 @@ def test_ndcg_bad_input():
         ndcg(b, torch.randn(2, 4))
     with pytest.raises(ValueError, match="unknown coverage rule"):
         ndcg(b, b, rule="all")
+
+
+def test_empty_batch():
+    model = tiny_classifier(in_channels=3, size=24)
+    res = HeatAndBlur(model)(torch.zeros(0, 3, 24, 24))
+    assert res.x_clean.shape == (0, 3, 24, 24) and res.pred.shape == (0,) and res.logits.shape == (0, 10)

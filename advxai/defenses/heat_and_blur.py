@@ -142,6 +142,12 @@ class HeatAndBlur:
                 probs = logits.softmax(1)
                 parts[i].append(CleanResult(clean, blurred, m, heat, pred_in, probs.argmax(1), probs, logits,
                                             {"sigma": s}))
+        if len(x) == 0:  # nothing to clean (e.g. no successful adversarial example): empty results
+            with torch.no_grad():
+                logits = self.model(x.to(dev))
+            empty = torch.zeros(0, 1, *x.shape[2:], device=dev)
+            parts = [[CleanResult(x.to(dev), x.to(dev), empty.bool(), empty, logits.argmax(1), logits.argmax(1),
+                                  logits.softmax(1), logits, {"sigma": s})] for s in sig]
         out = [_concat(p) for p in parts]
         return out[0] if sigmas is None else out
 

@@ -1,0 +1,93 @@
+"""LRP speed: this package's deep Taylor decomposition beside zennit's, on the same model and batch.
+
+    python benchmarks/bench_lrp.py [--device cpu|cuda] [--repeats 3] [--models digits_vgg efficientnet_lite0 vgg19]
+
+Both compute z+ in the hidden layers and z^B (the normalised pixel box) at the input layer, with
+BatchNorm merged into the convolutions (zennit: its SequentialMergeBatchNorm canonizer). The table
+gives seconds per image for each, a plain forward + backward pass as the yardstick, and the ratio
+ours / zennit. Nothing is asserted (timings belong here, not in tests). torchvision models run with
+random weights (speed does not depend on the weights).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import pandas as pd
+import torch
+
+from advxai.interpreters.lrp import LRP
+from advxai.models import get_model
+from advxai.runtime import resolve_device
+
+DEFAULT_BATCH = {"digits_vgg": 64, "digits_cnn": 64, "efficientnet_lite0": 8, "vgg19": 4, "resnet50": 8}
+
+
+def timed(fn, repeats: int, sync) -> float:
+    fn()  # warm-up
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    sync()
+    return (time.perf_counter() - t0) / repeats
+
+
+def zennit_dtd(model):
+    from zennit.attribution import Gradient
+    from zennit.canonizers import SequentialMergeBatchNorm
+    from zennit.composites import SpecialFirstLayerMapComposite
+    from zennit.rules import Norm, Pass, ZBox, ZPlus
+    from zennit.types import Activation, AvgPool, Convolution, Linear
+
+    low = (0 - model.mean) / model.std
+    high = (1 - model.mean) / model.std
+    composite = SpecialFirstLayerMapComposite(
+        layer_map=[(Activation, Pass()), (AvgPool, Norm()), (Convolution, ZPlus(zero_params="bias")),
+                   (Linear, ZPlus(zero_params="bias"))],
+        first_map=[(Convolution, ZBox(low, high, zero_params="bias"))], canonizers=[SequentialMergeBatchNorm()])
+
+    def run(x):
+        with torch.no_grad():
+            target = model(x).argmax(1)
+        seed = torch.nn.functional.one_hot(target, model.info.num_classes).float()
+        with Gradient(model=model, composite=composite) as attributor:
+            attributor(x.clone().requires_grad_(True), seed)
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--models", nargs="*", default=["digits_vgg", "efficientnet_lite0", "vgg19", "resnet50"])
+    parser.add_argument("--batch", type=int, default=None, help="images per batch (default: per model)")
+    args = parser.parse_args()
+    dev = resolve_device(args.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    rows = []
+    for name in args.models:
+        kwargs = {"weights": "random"} if name in ("vgg19", "resnet50") else {}
+        model = get_model(name, device=str(dev), **kwargs)
+        b = args.batch or DEFAULT_BATCH.get(name, 8)
+        x = torch.rand(b, *model.info.input_size, generator=torch.Generator().manual_seed(0)).to(dev)
+        ours = LRP(model)
+
+        def fwd_bwd():
+            xx = x.clone().requires_grad_(True)
+            model(xx).max(1).values.sum().backward()
+
+        t_ours = timed(lambda: ours(x), args.repeats, sync)
+        zennit_run = zennit_dtd(model)
+        t_zennit = timed(lambda: zennit_run(x), args.repeats, sync)
+        t_grad = timed(fwd_bwd, args.repeats, sync)
+        rows.append({"model": name, "device": dev.type, "batch": b, "ours s/image": t_ours / b,
+                     "zennit s/image": t_zennit / b, "forward+backward s/image": t_grad / b,
+                     "ours / zennit": t_ours / t_zennit, "ours / forward+backward": t_ours / t_grad})
+        print(pd.DataFrame(rows[-1:]).to_string(index=False), flush=True)
+    print()
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+if __name__ == "__main__":
+    main()
