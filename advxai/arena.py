@@ -49,7 +49,7 @@ from .registry import Registry
 __all__ = ["threshold_at_fpr", "detection_rate", "Detector", "Defense", "IGMasking", "FeatureSqueezingDetector",
            "HeatAndBlurChange", "MultiInterpreter", "SJEDisagreement", "Undefended", "HeatAndBlurDefense",
            "RobustModel", "DETECTORS", "get_member", "Arena", "matrix", "ArenaAttack", "craft", "as_result",
-           "study_attacks"]
+           "study_attacks", "plot_matrix"]
 
 
 # --------------------------------------------------------------------------------------------- thresholds
@@ -290,9 +290,11 @@ class SJEDisagreement(Detector):
 
 class MultiInterpreter(Detector):
     """The multi-interpreter detector (chapter 4): maps of ``interpreters`` stacked, features of a frozen
-    ``extractor`` model (or the pooled maps themselves), gradient boosting. Supervised: ``fit(x_benign,
-    x_adversarial)`` learns on half of the benign images and as many adversarial ones, and sets the
-    threshold on the probabilities of the other (unseen) benign half."""
+    ``extractor`` model (or the pooled maps themselves), gradient boosting. Supervised:
+    ``learn(x_benign, x_adversarial)`` trains the booster (balanced sets), then ``fit(x_benign)`` sets
+    the threshold on benign images it has not seen. ``fit(x_benign, x_adversarial)`` on a detector
+    that has not learned yet does both: it learns on half of the benign images and as many
+    adversarial ones, and sets the threshold on the other half."""
 
     name = "multi_interpreter"
     supervised = True
@@ -323,17 +325,33 @@ class MultiInterpreter(Detector):
             return torch.zeros(0, dtype=torch.float64)
         return torch.as_tensor(self.detector.predict_proba(self.maps(x)), dtype=torch.float64)
 
+    @property
+    def learned(self) -> bool:
+        return self.detector._clf is not None
+
+    def learn(self, x_benign: torch.Tensor, x_adversarial: torch.Tensor) -> "MultiInterpreter":
+        """Train the booster on as many benign as adversarial images (the larger set subsampled)."""
+        if len(x_benign) < 1 or len(x_adversarial) < 1:
+            raise ValueError(f"{self.name}: learning needs benign and adversarial images")
+        g = torch.Generator().manual_seed(self.seed)
+        k = min(len(x_benign), len(x_adversarial))
+        xb = x_benign[torch.randperm(len(x_benign), generator=g)[:k]]
+        xa = x_adversarial[torch.randperm(len(x_adversarial), generator=g)[:k]]
+        self.detector.fit(self.maps(xb), self.maps(xa))
+        return self
+
     def fit(self, x_benign: torch.Tensor, x_adversarial: torch.Tensor | None = None) -> "MultiInterpreter":
-        if x_adversarial is None or len(x_adversarial) < 1:
-            raise ValueError(f"{self.name} is supervised: fit(x_benign, x_adversarial) needs adversarial images")
+        if x_adversarial is None:
+            if not self.learned:
+                raise ValueError(f"{self.name} is supervised: learn(x_benign, x_adversarial) first, or "
+                                 f"fit(x_benign, x_adversarial) with adversarial images")
+            return super().fit(x_benign)
         if len(x_benign) < 4:
             raise ValueError(f"{self.name}: fit on at least four benign images (half learn, half set the threshold)")
         g = torch.Generator().manual_seed(self.seed)
         order = torch.randperm(len(x_benign), generator=g)
         learn, calib = order[: len(order) // 2], order[len(order) // 2:]
-        k = min(len(learn), len(x_adversarial))
-        adv = x_adversarial[torch.randperm(len(x_adversarial), generator=g)[:k]]
-        self.detector.fit(self.maps(x_benign[learn[:k]]), self.maps(adv))
+        self.learn(x_benign[learn], x_adversarial)
         s = self.scores(x_benign[calib])
         self.threshold = threshold_at_fpr(s, self.fpr)
         self.benign_calibration_rate = detection_rate(s, self.threshold)
@@ -650,3 +668,35 @@ def _craft_adaptive(spec: ArenaAttack, net, model: str, dataset: str, index: tor
         return _to_payload(out)
 
     return _from_payload(cached("adversarial", key, build), dev)
+
+
+def plot_matrix(records, title: str = "", ax=None, cmap: str = "RdYlGn"):
+    """The attack x member matrix as a heat-map: detectors (detection rate) then defenses (robust
+    accuracy), each cell annotated; cells of an attack adapted to that member are outlined."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    table = matrix(records)
+    kinds = records.drop_duplicates("member").set_index("member")["kind"]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.0 + 0.9 * table.shape[1], 0.8 + 0.38 * table.shape[0]))
+    values = table.to_numpy(dtype=float)
+    ax.imshow(values, cmap=cmap, vmin=0, vmax=1, aspect="auto")
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            v = values[i, j]
+            ax.text(j, i, "-" if v != v else f"{v:.2f}", ha="center", va="center", fontsize=7)
+    adaptive = records[records["adaptive_to"].astype(bool)]
+    for _, r in adaptive.iterrows():
+        if r["member"] == r["adaptive_to"]:
+            i, j = list(table.index).index(r["attack"]), list(table.columns).index(r["member"])
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=2, ec="black"))
+    n_det = int((kinds.loc[list(table.columns)] == "detector").sum())
+    if 0 < n_det < table.shape[1]:
+        ax.axvline(n_det - 0.5, color="black", lw=1.5)
+    labels = [f"{c}\n({'detection' if kinds[c] == 'detector' else 'robust acc.'})" for c in table.columns]
+    ax.set_xticks(range(table.shape[1]), labels, rotation=35, ha="right", fontsize=7)
+    ax.set_yticks(range(table.shape[0]), list(table.index), fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax.figure

@@ -115,9 +115,11 @@ def test_wrapped_detectors_score_and_fit_on_a_tiny_model():
                "hb": HeatAndBlurChange(model),
                "mi": MultiInterpreter(model, interpreters=("grad", "cam"), n_estimators=5)}
     a = Arena(members, model)
-    with pytest.raises(ValueError, match="supervised"):
+    with pytest.raises(ValueError, match="supervised: learn"):
         members["mi"].fit(x)
     a.fit(x, noisy)
+    mi = MultiInterpreter(model, interpreters=("grad",), n_estimators=5).learn(x, noisy)
+    assert mi.learned and mi.fit(x).threshold is not None  # learned elsewhere, thresholded on all of x
     for label, m in members.items():
         s = m.scores(noisy)
         assert s.shape == (8,) and torch.isfinite(s).all(), label
@@ -178,3 +180,14 @@ def test_adaptive_kinds_are_crafted_and_cached(tmp_path, monkeypatch):
     r = arena.craft(fs, "shapes_resnet", "shapes", [0, 1], train_budget="smoke", device="cpu")
     assert r.target is not None and (r.target.cpu() != r.y.cpu()).all()
     assert (r.linf <= fs.params["eps"] + 1e-6).all()
+
+
+def test_plot_matrix_draws_every_cell():
+    import pandas as pd
+
+    rows = [dict(attack=a, member=m, kind=k, value=v, adaptive_to=ad) for a, m, k, v, ad in (
+        ("benign", "d", "detector", 0.05, ""), ("PGD", "d", "detector", 0.8, ""), ("ada", "d", "detector", 0.1, "d"),
+        ("benign", "u", "defense", 1.0, ""), ("PGD", "u", "defense", 0.0, ""), ("ada", "u", "defense", float("nan"), "d"))]
+    fig = arena.plot_matrix(pd.DataFrame(rows), "m")
+    ax = fig.axes[0]
+    assert len(ax.texts) == 6 and len(ax.patches) == 1  # one outlined adaptive cell
