@@ -1,4 +1,4 @@
-"""Cost of the edge step masks: PGD (and ADV² against CAM) plain, AdvEdge, AdvEdge+ and edges in the warm start only.
+"""Cost of the edge step masks: PGD, StAdv (and ADV² against CAM) plain, AdvEdge, AdvEdge+ and edges in the warm start only.
 
     python benchmarks/bench_advedge.py [--device cpu|cuda] [--models shapes_resnet digits_cnn]
                                        [--batch 16] [--steps 20] [--repeats 3] [--adv2-steps 20]
@@ -16,7 +16,7 @@ import time
 import pandas as pd
 import torch
 
-from advxai.attacks import PGD, get_attack
+from advxai.attacks import PGD, StAdv, get_attack
 from advxai.attacks.edges import advedge_threshold, edge_step, sobel_magnitude
 from advxai.data import get_dataset
 from advxai.models import get_model
@@ -69,6 +69,9 @@ def main() -> None:
             pgd = PGD(model, eps=eps, steps=args.steps, step_mask=mask("cam"), mask_steps=mask_steps)
             rows.append({"model": name, "attack": f"PGD ({args.steps} steps)", "variant": variant,
                          "s_per_image": timed(lambda: pgd(x, y), args.repeats, sync) / len(x)})
+            stadv = StAdv(model, steps=args.steps, lr=0.05, step_mask=mask("cam"), mask_steps=mask_steps)
+            rows.append({"model": name, "attack": f"StAdv ({args.steps} steps)", "variant": variant,
+                         "s_per_image": timed(lambda: stadv(x, y), args.repeats, sync) / len(x)})
             if args.adv2_steps and warm_fraction is None:  # ADV² runs its warm start as a separate stage
                 adv2 = get_attack("adv2", model, interpreter="cam", eps=eps, alpha=1 / 255, steps=args.adv2_steps,
                                   warm_steps=5, lam=1.0, step_mask=mask("cam"))
