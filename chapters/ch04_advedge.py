@@ -67,8 +67,8 @@ ablation_steps = 20
 n_detector = 60  # benign images for the detector (the adversarial ones come from the attack grid)
 detector_estimators = 60  # gradient-boosting trees
 robust_eps = [0.0, 0.05, 0.1, 0.15]  # Table VII budgets (digits, L-inf)
-n_robust = 200  # digits test images for Table VII
-robust_steps = 10
+n_robust = 100  # digits test images for Table VII
+robust_steps = 5
 n_show = 1  # example images in the map figures
 
 # %%
