@@ -309,9 +309,15 @@ for adv_name, member in adaptive_to.items():
     if adv_name in table.index and col in table.columns:
         base = "ADV² (CAM)" if member == "feature squeezing" else "PGD"
         if base in table.index:
-            observations.append(f"adaptive attack vs {member}: {table.loc[adv_name, col]:.0%} "
-                                f"({'detection' if member == 'feature squeezing' else 'robust accuracy'}) against "
-                                f"{table.loc[base, col]:.0%} for the non-adaptive {base}")
+            cell, ref = table.loc[adv_name, col], table.loc[base, col]
+            what = "detection rate" if member == "feature squeezing" else "robust accuracy"
+            gain = ("the adaptive attack does better against it" if cell < ref - 1e-9 else
+                    "the adaptive attack gains nothing against it")
+            observations.append(f"adaptive attack vs {member}: {what} {cell:.0%} against {ref:.0%} for the "
+                                f"non-adaptive {base} -> {gain}")
+weak = [f"{name} ({int(r.success.sum())}/{len(r)})" for name, r in results.items() if r.success.float().mean() < 0.5]
+if weak:
+    observations.append("rows resting on few successful images (detection rates are over these only): " + ", ".join(weak))
 for line in observations:
     print("-", line)
 
@@ -357,6 +363,33 @@ if len(missing):
 # %% [markdown]
 # ## 6. Conclusions
 #
+# First what this run measured, computed from the matrix; then what it means.
+
+# %%
+det_cols = [c for c in table.columns if members[c].kind == "detector"]
+def_cols = [c for c in table.columns if members[c].kind == "defense" and c != labels["undefended"]]
+attack_rows = [a for a in table.index if a != "benign"]
+# detection rates exist only for attacks with successful images
+detected_rows = [a for a in attack_rows if det_cols and not table.loc[a, det_cols].isna().all()]
+conclusions = []
+if det_cols and detected_rows:
+    per_det = table.loc[detected_rows, det_cols].mean()
+    best = per_det.idxmax()
+    conclusions.append(f"the strongest detector at {fpr:.0%} benign FPR is {best} (mean detection rate "
+                       f"{per_det[best]:.0%} over the {len(detected_rows)} attacks with successful images); the weakest "
+                       f"is {per_det.idxmin()} ({per_det.min():.0%})")
+    flagged = table.loc[detected_rows, det_cols].max(axis=1)
+    stealthy = flagged.idxmin()
+    conclusions.append(f"the stealthiest attack is {stealthy}: no detector flags more than {flagged[stealthy]:.0%} of it")
+if def_cols and attack_rows:
+    per_def = table.loc[attack_rows, def_cols].mean()
+    conclusions.append("mean robust accuracy over the attacks: " + ", ".join(f"{c} {v:.0%}" for c, v in per_def.items())
+                       + f" (undefended {table.loc[attack_rows, labels['undefended']].mean():.0%}; clean accuracy "
+                       + ", ".join(f"{c} {table.loc['benign', c]:.0%}" for c in def_cols) + ")")
+for line in conclusions:
+    print("-", line)
+
+# %% [markdown]
 # * **One scale for every detector.** Putting every detector at the same benign false-positive
 #   rate is what makes the papers comparable: each paper reports its detector at its own
 #   operating point (Jha et al. at a masked fraction, Zhang et al. at feature squeezing's
@@ -400,6 +433,7 @@ report.save_metrics(
         "families": family_table.set_index("family").to_dict(orient="index"),
         "heat_and_blur_on_adv2": hb_rows,
         "observations": observations,
+        "conclusions": conclusions,
         "summary_verdicts": counts,
         "chapters_missing": list(missing.chapter),
     },
