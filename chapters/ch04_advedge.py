@@ -592,7 +592,7 @@ if "adv2" in variants and edge_vs:
                                f"{n_conf} cells where both succeeded"))
     warm = ablation_adv2[ablation_adv2.placement == "warm_start"]
     if len(warm):
-        plain_cam = cells(framework="PGD", interpreter="CAM", variant="ADV²").asr
+        plain_cam = cells(model=name0, framework="PGD", interpreter="CAM", variant="ADV²").asr  # the ablation's model
         claims.append(report.Claim("ASR of AdvEdge(+) on PGD equals ADV²'s — with edges in the warm start only (the "
                                    "authors' code; ADV² CAM, warm-start variants − ADV²)", setting, 0.0,
                                    round(float(warm.asr.min() - plain_cam.min()), 3) if len(plain_cam) else None,
