@@ -672,8 +672,10 @@ def _craft_adaptive(spec: ArenaAttack, net, model: str, dataset: str, index: tor
 
 def plot_matrix(records, title: str = "", ax=None, cmap: str = "RdYlGn"):
     """The attack x member matrix as a heat-map: detectors (detection rate) then defenses (robust
-    accuracy), each cell annotated; cells of an attack adapted to that member are outlined."""
+    accuracy), each cell annotated; cells of an attack adapted to that member are outlined; the
+    ``benign`` row (false-positive rate / clean accuracy) is printed without colour."""
     import matplotlib.pyplot as plt
+    import numpy as np
     from matplotlib.patches import Rectangle
 
     table = matrix(records)
@@ -681,7 +683,10 @@ def plot_matrix(records, title: str = "", ax=None, cmap: str = "RdYlGn"):
     if ax is None:
         _, ax = plt.subplots(figsize=(1.0 + 0.9 * table.shape[1], 0.8 + 0.38 * table.shape[0]))
     values = table.to_numpy(dtype=float)
-    ax.imshow(values, cmap=cmap, vmin=0, vmax=1, aspect="auto")
+    colours = values.copy()
+    # the benign row holds false-positive rates and clean accuracies: numbers only, no colour (low is good there)
+    colours[[i for i, a in enumerate(table.index) if a == "benign"], :] = np.nan
+    ax.imshow(colours, cmap=cmap, vmin=0, vmax=1, aspect="auto")
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
             v = values[i, j]
