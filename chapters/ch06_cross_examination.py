@@ -416,6 +416,12 @@ for line in conclusions:
 #   C&W, DeepFool, L-BFGS, Boundary and StAdv are minimum-perturbation attacks without that budget.
 # * The multi-interpreter detector is trained on one attack (PGD) and judged on all; the paper
 #   trains and tests on the same attack. The adversarially trained model sees transferred images.
+# * The adversarial patch keeps Brown et al.'s size, 25 % of the image; on 64-pixel shapes images it
+#   can cover much of the object, so a defense's robust accuracy against it also measures occlusion.
+# * AdvEdge and AdvEdge+ take the quick profile's shortened ADV² schedule; their steps are scaled by
+#   (or restricted to) the Sobel edges, which are weak on much of a synthetic image, so at these step
+#   counts few of them reach the target class and their rows rest on few images (section 4 names
+#   such rows). Chapter 4 studies them at their own settings.
 # * AID (Zhang et al.'s RTS distillation) is not in the arena: its detector needs an RTS decoder
 #   and a distilled decoder per model, which the quick profile cannot afford.
 
