@@ -382,7 +382,7 @@ def map_figure(frameworks_shown, title):
         for r, (f, v) in enumerate(rows_):
             for c in range(1 + len(interpreters)):
                 axes[r, c].axis("off")
-            if f is None:
+            if v is None:  # the benign row
                 plots.show_image(axes[r, 0], x, "benign")
                 for c, i in enumerate(interpreters, 1):
                     plots.overlay(axes[r, c], x, benign_map(name0, i, n_images)[j, 0], title=INTERP_LABEL[i])
