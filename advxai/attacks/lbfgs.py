@@ -55,7 +55,7 @@ class LBFGS(Attack):
             dist = (xa - x).flatten(1).pow(2).sum(1)
             loss = (const * dist + F.cross_entropy(logits, target, reduction="none")).sum()
             grad, = torch.autograd.grad(loss, xa)
-            return float(loss), grad.flatten().double().cpu().numpy()
+            return float(loss.detach()), grad.flatten().double().cpu().numpy()
 
         x0 = x.detach().flatten().double().cpu().numpy()
         res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=Bounds(np.zeros_like(x0), np.ones_like(x0)),
