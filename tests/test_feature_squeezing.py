@@ -87,6 +87,7 @@ def test_detector_threshold_sets_the_benign_false_positive_rate(digits):
     assert set(thresholds) == {"bit_depth_1", "median_2x2", "joint"}
     rates = det.detection_rates(benign)
     assert all(r <= 0.05 + 1e-9 for r in rates.values())
+    assert all(r <= 0.05 for r in det.fit(benign[:64]) and det.detection_rates(benign[:64]).values())
     scores = det.scores(x)
     assert torch.allclose(scores["joint"], torch.maximum(scores["bit_depth_1"], scores["median_2x2"]))
     assert all(((s >= 0) & (s <= 2)).all() for s in scores.values())

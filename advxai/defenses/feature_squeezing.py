@@ -177,11 +177,12 @@ class FeatureSqueezing:
         return res
 
     def fit(self, x_benign: torch.Tensor) -> dict[str, float]:
-        """Thresholds at the ``1 - fpr`` quantile of the benign scores (per squeezer and joint)."""
+        """Thresholds at the ``1 - fpr`` quantile of the benign scores (per squeezer and joint), taken as an
+        observed score (the next one up), so at most ``fpr`` of these benign images score above it."""
         if len(x_benign) < 2:
             raise ValueError("fit the thresholds on at least two benign images")
         scores = self.scores(x_benign)
-        self.thresholds = {k: torch.quantile(v.double(), 1 - self.fpr).item() for k, v in scores.items()}
+        self.thresholds = {k: torch.quantile(v.double(), 1 - self.fpr, interpolation="higher").item() for k, v in scores.items()}
         return dict(self.thresholds)
 
     def detect(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
