@@ -17,7 +17,6 @@ is asserted: timings belong here, not in tests.
 from __future__ import annotations
 
 import argparse
-import time
 
 import pandas as pd
 import torch
@@ -27,6 +26,7 @@ from advxai.interpreters import RTS, get_interpreter
 from advxai.interpreters.rts import RTSConfig, RTSDecoder, encoder_layers
 from advxai.models import get_model
 from advxai.runtime import resolve_device, seed_everything
+from timing import synchronizer, timed  # benchmarks/timing.py
 
 PAPER_STEPS = {"grad": (300, 704), "cam": (400, 1200), "rts": (300, 1000), "mask": (400, 1000)}
 PAPER_SECONDS = {"grad": 32.7, "cam": 15.4, "mask": 189.0, "rts": 8.8}  # AdvEdge's Table III, ADV², ResNet-50
@@ -43,14 +43,6 @@ def untrained_rts(model) -> RTS:
     return RTS(model, layers=layers, config=cfg, payload=payload)
 
 
-def timed(fn, sync) -> float:
-    sync()
-    t0 = time.perf_counter()
-    fn()
-    sync()
-    return time.perf_counter() - t0
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
@@ -65,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     seed_everything(0)
     dev = resolve_device(args.device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = synchronizer(dev)
 
     models = [(name, lambda name=name: get_model(name, device=str(dev), train_budget=args.train_budget))
               for name in args.models]
@@ -84,7 +76,7 @@ def main() -> None:
         pgd_steps = args.warm + args.steps
         pgd = get_attack("pgd", model, targeted=True, eps=0.031, alpha=1 / 255, steps=pgd_steps, random_start=False)
         pgd(x[:1], y[:1], t[:1])  # warm-up
-        s_pgd = timed(lambda: pgd(x, y, t), sync) / n
+        s_pgd = timed(lambda: pgd(x, y, t), 1, sync, warm_up=False) / n
         per_step = s_pgd / pgd_steps
         rows.append({"model": name, "attack": "PGD", "steps": pgd_steps, "s/image": s_pgd,
                      "s/image at paper steps": per_step * 1000, "paper s/image (ResNet-50)": float("nan")})
@@ -101,7 +93,7 @@ def main() -> None:
             if iname == "rts":
                 kw.update(enc_weight=0.1)
             attack = make_adv2(model, interp, **kw)
-            s = timed(lambda: attack(x, y, t), sync) / n
+            s = timed(lambda: attack(x, y, t), 1, sync, warm_up=False) / n
             warm, main_steps = PAPER_STEPS[iname]
             if iname == "mask":
                 # per bilevel iteration (one reset of args.mask_iterations included), plus the paper's

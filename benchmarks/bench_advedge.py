@@ -11,7 +11,6 @@ trained here are loaded from the cache (trained first if missing, which is not t
 from __future__ import annotations
 
 import argparse
-import time
 
 import pandas as pd
 import torch
@@ -21,6 +20,7 @@ from advxai.attacks.edges import advedge_threshold, edge_step, sobel_magnitude
 from advxai.data import get_dataset
 from advxai.models import get_model
 from advxai.runtime import resolve_device, seed_everything
+from timing import synchronizer, timed  # benchmarks/timing.py
 
 VARIANTS = {  # name -> (step mask factory, mask_steps as a fraction of the steps or None)
     "plain": (lambda interp: None, None),
@@ -29,16 +29,6 @@ VARIANTS = {  # name -> (step mask factory, mask_steps as a fraction of the step
     "advedge+ (0.05)": (lambda interp: edge_step("advedge+", 0.05), None),
     "advedge, warm start only": (lambda interp: edge_step("advedge"), 0.25),
 }
-
-
-def timed(fn, repeats: int, sync) -> float:
-    fn()  # warm-up
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    sync()
-    return (time.perf_counter() - t0) / repeats
 
 
 def main() -> None:
@@ -52,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     seed_everything(0)
     dev = resolve_device(args.device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = synchronizer(dev)
 
     rows = []
     for name in args.models:

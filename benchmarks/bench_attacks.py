@@ -13,7 +13,6 @@ asserted (timings belong here, not in tests). Models trained here are loaded fro
 from __future__ import annotations
 
 import argparse
-import time
 
 import pandas as pd
 import torch
@@ -23,17 +22,7 @@ from advxai.data import get_dataset
 from advxai.interpreters import get_interpreter
 from advxai.models import get_model
 from advxai.runtime import resolve_device, seed_everything
-
-
-def timed(fn, repeats: int, sync) -> float:
-    """Mean seconds of ``fn`` over ``repeats`` calls (after one untimed call)."""
-    fn()
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    sync()
-    return (time.perf_counter() - t0) / repeats
+from timing import synchronizer, timed  # benchmarks/timing.py
 
 
 def batch_for(model, n: int, dev):
@@ -61,7 +50,7 @@ def main() -> None:
 
     seed_everything(0)
     dev = resolve_device(args.device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = synchronizer(dev)
     batches = dict(zip(args.models, args.batch + [args.batch[-1]] * len(args.models)))
     rows = []
     for name in args.models:

@@ -16,16 +16,7 @@ import torch
 from advxai.data.shapes import generate
 from advxai.models import get_model
 from advxai.runtime import resolve_device
-
-
-def timed(fn, repeats: int, sync) -> float:
-    fn()  # warm-up
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    sync()
-    return (time.perf_counter() - t0) / repeats
+from timing import synchronizer, timed  # benchmarks/timing.py
 
 
 def main() -> None:
@@ -37,7 +28,7 @@ def main() -> None:
                                                          "shapes_densenet", "efficientnet_lite0"])
     args = parser.parse_args()
     dev = resolve_device(args.device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = synchronizer(dev)
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

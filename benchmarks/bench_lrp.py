@@ -11,7 +11,6 @@ random weights (speed does not depend on the weights).
 from __future__ import annotations
 
 import argparse
-import time
 
 import pandas as pd
 import torch
@@ -19,18 +18,9 @@ import torch
 from advxai.interpreters.lrp import LRP
 from advxai.models import get_model
 from advxai.runtime import resolve_device
+from timing import synchronizer, timed  # benchmarks/timing.py
 
 DEFAULT_BATCH = {"digits_vgg": 64, "digits_cnn": 64, "efficientnet_lite0": 8, "vgg19": 4, "resnet50": 8}
-
-
-def timed(fn, repeats: int, sync) -> float:
-    fn()  # warm-up
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    sync()
-    return (time.perf_counter() - t0) / repeats
 
 
 def zennit_dtd(model):
@@ -64,7 +54,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="images per batch (default: per model)")
     args = parser.parse_args()
     dev = resolve_device(args.device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = synchronizer(dev)
     rows = []
     for name in args.models:
         kwargs = {"weights": "random"} if name in ("vgg19", "resnet50") else {}
