@@ -224,7 +224,7 @@ print(f"{photo_model} on the photographs: top-1 {top1}/{len(PHOTOS)}, top-5 {top
 
 # %%
 report.show(timings.frame(), "Seconds per stage")
-report.save_metrics(
+metrics_file = report.save_metrics(
     "ch00_data_and_models", "Data and models",
     metrics={
         "test_accuracy": {r["model"]: r["test accuracy"] for r in rows},

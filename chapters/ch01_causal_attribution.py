@@ -595,7 +595,7 @@ print(claims_table["verdict"].value_counts().sort_index().to_string())
 
 # %%
 report.show(timings.frame(), "Seconds per stage")
-report.save_metrics(
+metrics_file = report.save_metrics(
     "ch01_causal_attribution", "Attribution-driven causal analysis (Jha et al.)",
     metrics={
         "digits_changed": {n: {"10%": r.changed_fraction(0.1), "20%": r.changed_fraction(0.2), "n": len(r)}

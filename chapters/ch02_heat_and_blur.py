@@ -591,7 +591,7 @@ print(f"{len(claims)} claims:", ", ".join(f"{v} {int((claims_table['verdict'] ==
 report.show(timings.frame(), "Seconds per stage")
 summary = {f"{d}/{a}/{s}": {"top1": v[s]["top1"], "ndcg": v[s]["ndcg"], "n": v[s]["n"]}
            for (d, a), v in ndcg_res.items() if v is not None for s in ("Adv", "Cleaned", "Control")}
-report.save_metrics(
+metrics_file = report.save_metrics(
     "ch02_heat_and_blur", "Heat and Blur",
     metrics={
         "attack_success": {k: r.success_rate for k, r in digit_groups.items()},

@@ -470,7 +470,7 @@ print(len(claims), "claims checked")
 
 # %%
 report.show(timings.frame(), "Seconds per stage")
-report.save_metrics(
+metrics_file = report.save_metrics(
     "ch03_adv2", "Interpretable deep learning under fire (ADV²)",
     metrics={"localisation": loc_rows, "table3": table3.to_dict("records"), "table13": table13.to_dict("records")},
     claims=claims,

@@ -687,7 +687,7 @@ print(f"pixels AdvEdge+ may change (> 0.1): {edge_share[0.1]:.1%}; untargeted PG
 
 # %%
 report.show(timings.frame(), "Seconds per stage")
-report.save_metrics(
+metrics_file = report.save_metrics(
     "ch04_advedge", "Interpretations cannot be trusted: AdvEdge and AdvEdge+",
     metrics={
         "cells": results.to_dict(orient="records"),

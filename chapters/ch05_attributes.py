@@ -521,7 +521,7 @@ for c in claims:
 
 # %%
 report.show(timings.frame(), "Seconds per stage")
-report.save_metrics(
+metrics_file = report.save_metrics(
     "ch05_attributes", "Interpreting adversarial examples with attributes",
     metrics={
         "accuracy": rows,

@@ -430,7 +430,7 @@ for line in conclusions:
 
 # %%
 report.show(timings.frame(), "Seconds per stage")
-report.save_metrics(
+metrics_file = report.save_metrics(
     this, "Cross-examination: every attack against every detector and defense",
     metrics={
         "matrix": {a: {m: (None if v != v else float(v)) for m, v in row.items()} for a, row in table.iterrows()},
