@@ -26,7 +26,7 @@ import torch
 
 from .base import Explanation, Interpreter
 
-__all__ = ["IntegratedGradients", "integrated_gradients", "path_coefficients"]
+__all__ = ["IntegratedGradients", "integrated_gradients", "path_coefficients", "prediction_interpretation_losses"]
 
 METHODS = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
 
@@ -143,3 +143,29 @@ class IntegratedGradients(Interpreter):
                            logits=logits, extras={"delta": delta, "steps": self.steps, "method": self.method,
                                                   "baseline": self.baseline if not isinstance(self.baseline, torch.Tensor)
                                                   else "image"})
+
+
+def prediction_interpretation_losses(model, x_benign: torch.Tensor, x_adv: torch.Tensor, cls: torch.Tensor,
+                                     steps: int = 64, internal_batch_size: int = 64) -> dict[str, torch.Tensor]:
+    """Zhang et al.'s Proposition 1, measured per image, with IG on the probability of class ``cls``.
+
+    ``l_prd = f(x_adv) - f(x_benign)`` (the rise of the class probability) and ``l_int = ||dm||_1``
+    where ``dm`` is IG of ``x_adv`` with the benign image as baseline (their Eq. 13). Completeness makes
+    ``sum(dm) = l_prd`` up to the quadrature error ``gap``, so ``l_prd <= l_int + |gap|`` must hold;
+    ``ratio = l_prd / l_int`` in [-1, 1] says how tight the bound is (1: every input value moved the
+    probability the same way)."""
+    if x_benign.shape != x_adv.shape:
+        raise ValueError(f"benign and adversarial batches differ in shape: {tuple(x_benign.shape)} vs "
+                         f"{tuple(x_adv.shape)}")
+    cls = torch.as_tensor(cls, device=x_adv.device).long()
+
+    def prob(points, i):
+        return model(points).softmax(1).gather(1, cls[i][:, None]).squeeze(1)
+
+    dm = integrated_gradients(prob, x_adv, x_benign, steps, "gausslegendre", internal_batch_size)
+    with torch.no_grad():
+        idx = torch.arange(len(x_adv), device=x_adv.device)
+        l_prd = prob(x_adv, idx) - prob(x_benign, idx)
+    l_int = dm.flatten(1).abs().sum(1)
+    return {"l_prd": l_prd.detach(), "l_int": l_int.detach(), "gap": (dm.flatten(1).sum(1) - l_prd).detach(),
+            "ratio": (l_prd / l_int.clamp_min(1e-12)).detach()}
