@@ -21,10 +21,12 @@ Members by name (:data:`DETECTORS`, :func:`get_member`):
                                      frozen features, gradient boosting (supervised)
 ``sje_disagreement``      detector   new here: SJE (Gulshad et al.) on the model's own features
                                      against its softmax; score = how far SJE prefers another class
+``aid``                   detector   Zhang et al.'s AID: per-pixel L1 between the RTS map and the
+                                     RTS^A map (RTS distilled with AID) of the predicted class
 ``undefended``            defense    the model itself (the baseline robust accuracy)
 ``heat_and_blur``         defense    the heat-and-blur cleaned input's label
 ``adversarial_training``  defense    a PGD adversarially trained copy of the model labels the inputs
-                                     (crafted against the plain model: a transfer setting)
+                                     (the ``robust`` attack kind crafts white-box against this copy)
 ========================  =========  ===========================================================
 
 :class:`Arena` fits the members once (benign calibration images, and for supervised detectors a
@@ -47,7 +49,8 @@ from .attacks.base import AttackResult, perturbation_norms
 from .registry import Registry
 
 __all__ = ["threshold_at_fpr", "detection_rate", "Detector", "Defense", "IGMasking", "FeatureSqueezingDetector",
-           "HeatAndBlurChange", "MultiInterpreter", "SJEDisagreement", "Undefended", "HeatAndBlurDefense",
+           "HeatAndBlurChange", "MultiInterpreter", "SJEDisagreement", "AIDDetector", "arena_rts", "map_disagreement",
+           "MapAgreement", "Undefended", "HeatAndBlurDefense",
            "RobustModel", "DETECTORS", "get_member", "Arena", "matrix", "ArenaAttack", "craft", "as_result",
            "study_attacks", "plot_matrix"]
 
@@ -288,6 +291,68 @@ class SJEDisagreement(Detector):
         return comp.max(1).values - comp.gather(1, soft[:, None]).squeeze(1)
 
 
+def arena_rts(model, steps: int = 30, batch_size: int = 16, aid_budget: str | None = None):
+    """The RTS interpreter of ``model`` trained for ``steps`` decoder steps (chapter 3's settings, so its
+    cached decoder is reused), or, with ``aid_budget`` (``"smoke"`` | ``"full"``), RTS^A: that decoder
+    distilled with AID (:func:`advxai.defenses.aid.aid_rts`, cached)."""
+    from .interpreters import RTS
+    from .interpreters.rts import RTSConfig
+
+    rts = RTS(model, config=RTSConfig(steps=int(steps), batch_size=int(batch_size)), progress=False)
+    if aid_budget is None:
+        return rts
+    from .defenses.aid import aid_rts
+
+    return aid_rts(rts, train_budget=aid_budget, progress=False)
+
+
+def map_disagreement(rts, rts_aid, x: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
+    """Per image [B]: the mean per-pixel L1 distance between the RTS and the RTS^A masks of class ``cls``
+    (at the decoders' native resolution; differentiable in ``x``)."""
+    a, _ = rts.masks(x, cls)
+    b, _ = rts_aid.masks(x, cls)
+    return (a - b).abs().flatten(1).mean(1)
+
+
+class MapAgreement:
+    """An attack term for an attacker who knows the AID detector: :func:`map_disagreement` of the iterate
+    for the class it is pushed to (the target; untargeted: the current prediction), per image."""
+
+    def __init__(self, rts, rts_aid):
+        self.rts, self.rts_aid = rts, rts_aid
+
+    def __call__(self, x_adv: torch.Tensor, state) -> torch.Tensor:
+        cls = state.target if state.targeted else state.logits.argmax(1).detach()
+        return map_disagreement(self.rts, self.rts_aid, x_adv, cls)
+
+    def __repr__(self) -> str:
+        return "MapAgreement(rts, rts_aid)"
+
+
+class AIDDetector(Detector):
+    """AID as a detector (Zhang et al., section 5 and Appendix A5). RTS^A, the RTS decoder distilled with
+    AID, keeps RTS's maps on benign inputs but is trained to draw different ones on ADV² inputs, so the
+    score is :func:`map_disagreement` between RTS and RTS^A for the class the model predicts.
+    ``rts`` / ``rts_aid``: interpreters, or ``None`` to build them with :func:`arena_rts`
+    (``rts_steps``, ``rts_batch``, ``aid_budget``)."""
+
+    name = "aid"
+
+    def __init__(self, model, fpr: float = 0.05, rts=None, rts_aid=None, rts_steps: int = 30, rts_batch: int = 16,
+                 aid_budget: str = "full", batch_size: int = 32):
+        super().__init__(model, fpr, batch_size)
+        self.rts = rts if rts is not None else arena_rts(model, rts_steps, rts_batch)
+        self.rts_aid = rts_aid if rts_aid is not None else arena_rts(model, rts_steps, rts_batch, aid_budget)
+        for who, interp in (("rts", self.rts), ("rts_aid", self.rts_aid)):
+            if not hasattr(interp, "masks") or interp.model is not model:
+                raise ValueError(f"{who} must be an RTS interpreter of the detector's model")
+
+    @torch.no_grad()
+    def _score(self, x):
+        pred = self.model(x).argmax(1)
+        return map_disagreement(self.rts, self.rts_aid, x, pred)
+
+
 class MultiInterpreter(Detector):
     """The multi-interpreter detector (chapter 4): maps of ``interpreters`` stacked, features of a frozen
     ``extractor`` model (or the pooled maps themselves), gradient boosting. Supervised:
@@ -383,8 +448,9 @@ class HeatAndBlurDefense(Defense):
 
 class RobustModel(Defense):
     """A PGD adversarially trained copy of the model (chapter 5's :func:`robust_model`, cached) labels the
-    inputs. The arena's adversarial images were crafted against the plain model, so this measures
-    transfer to the robust model, not a white-box attack on it."""
+    inputs. Images crafted against the plain model measure transfer to the robust copy; the white-box
+    attack on the copy itself is an arena attack of kind ``"robust"`` (the same settings, so the same
+    cached model)."""
 
     name = "adversarial_training"
 
@@ -409,6 +475,7 @@ DETECTORS.register("feature_squeezing", "detector: feature squeezing (Xu et al.)
 DETECTORS.register("heat_and_blur_change", "detector: L1 between softmax of x and of heat-and-blur(x)")(HeatAndBlurChange)
 DETECTORS.register("multi_interpreter", "detector: stacked interpreter maps + gradient boosting (supervised)")(MultiInterpreter)
 DETECTORS.register("sje_disagreement", "detector: SJE vs softmax on the same features")(SJEDisagreement)
+DETECTORS.register("aid", "detector: L1 between the RTS and the AID-distilled RTS^A maps (Zhang et al.)")(AIDDetector)
 DETECTORS.register("undefended", "defense: the model itself (baseline robust accuracy)")(Undefended)
 DETECTORS.register("heat_and_blur", "defense: heat-and-blur cleaning (Brama & Grinshpoun, Algorithm 1)")(HeatAndBlurDefense)
 DETECTORS.register("adversarial_training", "defense: a PGD adversarially trained copy of the model")(RobustModel)
@@ -498,7 +565,7 @@ def matrix(records, value: str = "value"):
 
 # --------------------------------------------------------------------------------------------- attacks
 
-KINDS = ("store", "patch", "edges", "adaptive_fs", "adaptive_hb")
+KINDS = ("store", "patch", "edges", "adaptive_fs", "adaptive_hb", "rts", "robust")
 
 
 @dataclass
@@ -511,7 +578,14 @@ class ArenaAttack:
     ``"adaptive_fs"`` (ADV² adapted to feature squeezing, :func:`~advxai.defenses.feature_squeezing.adaptive_adv2`;
     ``params`` go to it, ``attack`` is ``"adv2"``), ``"adaptive_hb"`` (heat-and-blur's Algorithm 2,
     :func:`~advxai.defenses.heat_and_blur.adaptive_attack`, with the registered ``attack`` as its inner
-    attack; ``params``: ``iterations``, ``sigma``, ``threshold``, ``eps`` and the inner attack's settings).
+    attack; ``params``: ``iterations``, ``sigma``, ``threshold``, ``eps`` and the inner attack's settings),
+    ``"rts"`` (ADV² against an RTS decoder built by :func:`arena_rts`: ``params`` ``rts_steps``,
+    ``rts_batch``, ``aid`` (``None``: RTS; an AID budget: RTS^A) and ``match_weight`` (> 0 adds
+    :class:`MapAgreement`, the adaptive attack on the AID detector), the rest to
+    :func:`~advxai.attacks.make_adv2`), ``"robust"`` (the registered ``attack`` white-box against the
+    adversarially trained copy of the model: ``params["robust"]`` holds :func:`robust_model`'s ``eps``
+    and settings, the rest go to the attack).
+    ``max_images``: attack only the first so many of the images (for the costly attacks).
     """
 
     label: str
@@ -520,6 +594,7 @@ class ArenaAttack:
     targeted: bool = False
     kind: str = "store"
     edges: str | None = None
+    max_images: int | None = None
 
     def __post_init__(self):
         from .attacks import ATTACKS
@@ -529,21 +604,39 @@ class ArenaAttack:
             raise ValueError(f"unknown arena attack kind {self.kind!r}; valid: {', '.join(KINDS)}")
         if self.kind == "edges" and self.edges not in ("advedge", "advedge+"):
             raise ValueError(f"edges must be 'advedge' or 'advedge+', got {self.edges!r}")
+        if self.max_images is not None and (isinstance(self.max_images, bool) or not isinstance(self.max_images, int)
+                                            or self.max_images < 1):
+            raise ValueError(f"max_images must be a positive integer or None, got {self.max_images!r}")
+        if self.kind == "robust" and not isinstance(self.params.get("robust"), dict):
+            raise ValueError("a 'robust' attack needs params['robust']: the adversarially trained model's eps and settings")
 
 
 def study_attacks(budget: str = "quick", eps: float = 8 / 255, num_classes: int = 10, seed: int = 0,
                   squeezer: str = "median_3x3", sqz_weight: float = 10.0, hb_iterations: int = 3,
-                  hb_sigma: float = 1.0) -> dict[str, ArenaAttack]:
+                  hb_sigma: float = 1.0, mask: dict | None = None, mask_images: int | None = 4,
+                  rts_steps: int = 30, rts_batch: int = 16, aid_budget: str = "full", aid_match_weight: float = 10.0,
+                  robust: dict | None = None) -> dict[str, ArenaAttack]:
     """The study's attacks by short name, at an L-inf budget ``eps`` where they have one; step counts
-    scaled by ``budget`` (``smoke`` | ``quick`` | ``paper``). Two adaptive attacks: ADV² (CAM) adapted
-    to the feature-squeezing ``squeezer`` (``adaptive_adv2_fs``) and PGD inside heat-and-blur's
-    Algorithm 2 (``adaptive_hb``)."""
+    scaled by ``budget`` (``smoke`` | ``quick`` | ``paper``). Four adaptive attacks: ADV² (CAM) adapted
+    to the feature-squeezing ``squeezer`` (``adaptive_adv2_fs``), PGD inside heat-and-blur's
+    Algorithm 2 (``adaptive_hb``), ADV² against RTS^A that also makes RTS agree with RTS^A
+    (``adaptive_aid``, weight ``aid_match_weight``) and PGD against the adversarially trained model
+    (``pgd_at``, only when ``robust`` gives that model's ``eps`` and settings).
+
+    ADV² against MASK is the bilevel attack; ``mask`` overrides its budget's settings (e.g.
+    ``steps``, ``reset_every``, ``reset_iterations``, ``interpreter_settings={"iterations": 60}``) and
+    ``mask_images`` limits it to the first images. ADV² against RTS uses RTS trained for ``rts_steps``
+    steps of ``rts_batch`` images; RTS^A that decoder distilled with AID at ``aid_budget``."""
     if budget not in ("smoke", "quick", "paper"):
         raise ValueError(f"budget must be smoke, quick or paper, got {budget!r}")
     f = {"smoke": 0.1, "quick": 1.0, "paper": 10.0}[budget]
 
     def n(k: int) -> int:
         return max(2, int(round(k * f)))
+
+    if aid_budget not in ("smoke", "full"):
+        raise ValueError(f"aid_budget must be smoke or full, got {aid_budget!r}")
+    rts = {"budget": budget, "eps": eps, "seed": seed, "rts_steps": int(rts_steps), "rts_batch": int(rts_batch)}
 
     target = (seed + 1) % num_classes  # the class the universal patches ask for
     return {
@@ -571,6 +664,17 @@ def study_attacks(budget: str = "quick", eps: float = 8 / 255, num_classes: int 
         "adaptive_hb": ArenaAttack("PGD in Algorithm 2 vs H&B", "pgd",
                                    {"eps": eps, "steps": n(10), "alpha": 2.5 * eps / n(10), "seed": seed,
                                     "iterations": int(hb_iterations), "sigma": float(hb_sigma)}, kind="adaptive_hb"),
+        "adv2_mask": ArenaAttack("ADV² (MASK)", "adv2", {"interpreter": "mask", "budget": budget, "eps": eps,
+                                                        "seed": seed, **(mask or {})},
+                                 targeted=True, max_images=mask_images),
+        "adv2_rts": ArenaAttack("ADV² (RTS)", "adv2", {**rts, "aid": None}, targeted=True, kind="rts"),
+        "adv2_rts_aid": ArenaAttack("ADV² (RTS^A)", "adv2", {**rts, "aid": aid_budget}, targeted=True, kind="rts"),
+        "adaptive_aid": ArenaAttack("adaptive ADV² vs AID", "adv2",
+                                    {**rts, "aid": aid_budget, "match_weight": float(aid_match_weight)},
+                                    targeted=True, kind="rts"),
+        **({"pgd_at": ArenaAttack("PGD vs adv. training", "pgd",
+                                  {"eps": eps, "steps": n(20), "alpha": 2.5 * eps / n(20), "seed": seed,
+                                   "robust": dict(robust)}, kind="robust")} if robust is not None else {}),
     }
 
 
@@ -599,6 +703,8 @@ def craft(spec: ArenaAttack, model: str, dataset: str, index, *, split: str = "t
     from .runtime import cached, resolve_device
 
     index = torch.as_tensor(index, dtype=torch.long).cpu()
+    if spec.max_images is not None:
+        index = index[:spec.max_images]
     common = dict(model=model, dataset=dataset, index=index, split=split, train_budget=train_budget, device=device)
     if spec.kind == "store":
         return adversarial_set(spec.attack, targeted=spec.targeted, target_seed=seed, **common, **spec.params)
@@ -609,7 +715,7 @@ def craft(spec: ArenaAttack, model: str, dataset: str, index, *, split: str = "t
                                **spec.params)
     dev = resolve_device(device)
     net = get_model(model, device=str(dev), train_budget=train_budget)
-    if spec.kind in ("adaptive_fs", "adaptive_hb"):
+    if spec.kind in ("adaptive_fs", "adaptive_hb", "rts", "robust"):
         return _craft_adaptive(spec, net, model, dataset, index, split, train_budget, dev, seed)
     # a universal patch: learned once on training images (cached), then pasted on the test images
     attack = ATTACKS.get(spec.attack, net, seed=seed, **spec.params)
@@ -649,6 +755,16 @@ def _craft_adaptive(spec: ArenaAttack, net, model: str, dataset: str, index: tor
         x, y = batch.x.to(dev), batch.y.to(dev)
         target = random_targets(batch.y, net.info.num_classes, seed).to(dev) if spec.targeted else None
         params = dict(spec.params)
+        if spec.kind == "rts":
+            return _to_payload(_adv2_rts(net, params)(x, y, target))
+        if spec.kind == "robust":
+            from .defenses.adversarial_training import robust_model
+
+            config = dict(params.pop("robust"))
+            robust = robust_model(model, config.pop("eps"), train_budget=train_budget, device=str(dev), **config)
+            if spec.targeted:
+                params["targeted"] = True
+            return _to_payload(ATTACKS.get(spec.attack, robust, **params)(x, y, target))
         if spec.kind == "adaptive_fs":
             from .defenses.feature_squeezing import adaptive_adv2
 
@@ -668,6 +784,21 @@ def _craft_adaptive(spec: ArenaAttack, net, model: str, dataset: str, index: tor
         return _to_payload(out)
 
     return _from_payload(cached("adversarial", key, build), dev)
+
+
+def _adv2_rts(net, params: dict):
+    """ADV² against RTS or RTS^A (``params["aid"]``), with the detector's map agreement as a further term
+    when ``params["match_weight"]`` > 0."""
+    from .attacks.adv2 import ADV2, adv2_settings
+
+    params = dict(params)
+    steps, batch = params.pop("rts_steps"), params.pop("rts_batch")
+    aid, weight = params.pop("aid", None), float(params.pop("match_weight", 0.0))
+    settings = adv2_settings("rts", params.pop("budget", "quick"))  # RTS^A keeps RTS's settings
+    settings.update(params)
+    interp = arena_rts(net, steps, batch, aid)
+    terms = [(weight, MapAgreement(arena_rts(net, steps, batch), interp))] if weight > 0 else []
+    return ADV2(net, interp, terms=terms, **settings)
 
 
 def plot_matrix(records, title: str = "", ax=None, cmap: str = "RdYlGn"):
@@ -705,3 +836,79 @@ def plot_matrix(records, title: str = "", ax=None, cmap: str = "RdYlGn"):
     if title:
         ax.set_title(title, fontsize=9)
     return ax.figure
+
+
+# --------------------------------------------------------------------------------------------- claims
+
+def _weighted(records, attacks: Sequence[str], member: str) -> float:
+    """The mean of ``member``'s cells over ``attacks``, weighted by their numbers of images (NaN if none)."""
+    cells = records[records.attack.isin(list(attacks)) & (records.member == member)]
+    w, v = cells["n"].to_numpy(float), cells["value"].to_numpy(float)
+    ok = (w > 0) & (v == v)
+    return float((v[ok] * w[ok]).sum() / w[ok].sum()) if ok.any() else float("nan")
+
+
+def cross_claims(records, *, aware: Sequence[str], attribution_detectors: Sequence[str], adv2: Sequence[str],
+                 adaptive: Sequence[tuple[str, str, str]] = (), pgd: str = "PGD", heat_and_blur: str = "heat and blur",
+                 undefended: str = "undefended", aid: str = "AID", adv2_rts: str = "ADV² (RTS)",
+                 margin: float = 0.1, setting: str = "", sections: dict[str, str] | None = None):
+    """The arena's own claims (a list of :class:`advxai.report.Claim`), each computed from ``records``
+    (:meth:`Arena.evaluate`); a claim whose rows or columns are absent is left out.
+
+    * the interpretation-aware attacks ``aware`` evade the ``attribution_detectors``: *reproduced* when
+      every one of them flags them at least ``margin`` less often than ``pgd``, *same direction* when
+      their mean does, else *not reproduced*;
+    * heat and blur removes ADV²'s effect (rows ``adv2``): *reproduced* when its robust accuracy is at
+      least 0.5 and ``margin`` above the undefended model's, *same direction* when only above;
+    * AID flags ``adv2_rts`` images: *reproduced* at a detection rate of 0.5 or more, *same direction*
+      when above its benign false-positive rate by ``margin``;
+    * per ``(adaptive row, base row, member)``: the adaptive attack lowers the member's number (detection
+      rate or robust accuracy) by at least ``margin`` against the base attack: *reproduced*; lower: *same
+      direction*.
+    ``sections`` maps ``"aware"``, ``"heat_and_blur"``, ``"aid"``, ``"adaptive"`` to the section anchors."""
+    from .report import Claim
+
+    sections = sections or {}
+    table = matrix(records)
+    rows, cols = set(table.index), set(table.columns)
+    claims = []
+    aware = [a for a in aware if a in rows]
+    dets = [d for d in attribution_detectors if d in cols]
+    if aware and dets and pgd in rows:
+        ours = {d: (_weighted(records, aware, d), table.loc[pgd, d]) for d in dets}
+        lower = [d for d, (a, p) in ours.items() if a <= p - margin]
+        mean_a = sum(a for a, _ in ours.values()) / len(ours)
+        mean_p = sum(p for _, p in ours.values()) / len(ours)
+        verdict = ("reproduced" if len(lower) == len(dets) else "same direction" if mean_a <= mean_p - margin
+                   else "not reproduced")
+        claims.append(Claim(
+            "An interpretation-aware attack (ADV², AdvEdge) evades the attribution-based detectors better than PGD",
+            setting, "evades (ADV², AdvEdge papers)", round(mean_a, 3), verdict, sections.get("aware", ""),
+            note=f"mean detection rate {mean_a:.2f} vs PGD {mean_p:.2f}; " +
+                 "; ".join(f"{d} {a:.2f} vs {p:.2f}" for d, (a, p) in ours.items())))
+    adv2 = [a for a in adv2 if a in rows]
+    if adv2 and heat_and_blur in cols and undefended in cols:
+        hb, base = _weighted(records, adv2, heat_and_blur), _weighted(records, adv2, undefended)
+        verdict = ("reproduced" if hb >= 0.5 and hb >= base + margin else "same direction" if hb > base
+                   else "not reproduced")
+        claims.append(Claim("Heat and blur removes ADV²'s effect (robust accuracy on ADV² images)", setting,
+                            "removes (question of this chapter)", round(hb, 3), verdict,
+                            sections.get("heat_and_blur", ""),
+                            note=f"undefended {base:.2f}; rows: {', '.join(adv2)}"))
+    if aid in cols and adv2_rts in rows:
+        rate, fpr = table.loc[adv2_rts, aid], table.loc["benign", aid] if "benign" in rows else float("nan")
+        verdict = ("reproduced" if rate >= 0.5 else "same direction" if rate >= fpr + margin else "not reproduced")
+        claims.append(Claim("AID: RTS^A draws different maps on ADV² (RTS) inputs, so the RTS/RTS^A distance flags them",
+                            setting, "maps fairly distinguishable (Zhang et al., Fig. 16)", round(float(rate), 3),
+                            verdict, sections.get("aid", ""), note=f"benign false-positive rate {fpr:.2f}"))
+    for row, base, member in adaptive:
+        if row not in rows or base not in rows or member not in cols:
+            continue
+        cell, ref = float(table.loc[row, member]), float(table.loc[base, member])
+        if cell != cell or ref != ref:
+            continue
+        verdict = "reproduced" if cell <= ref - margin else "same direction" if cell < ref else "not reproduced"
+        claims.append(Claim(f"An attacker who knows {member} evades it: {row} against {base}", setting,
+                            "adaptive attacks evade (Zhang et al.; Brama & Grinshpoun)", round(cell, 3), verdict,
+                            sections.get("adaptive", ""), note=f"{base}: {ref:.2f}"))
+    return claims

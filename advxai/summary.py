@@ -6,15 +6,26 @@ setting, the paper's number, ours, verdict, note and a link to the section that 
 chapter without a metrics file is not an error: it gets one row with the verdict ``not run`` and
 the command that runs it. :func:`chapter_status` gives one row per chapter (run or not, profile,
 seconds, claims per verdict); :func:`to_html` renders the claims with working links.
+
+Links land on sections: Jupyter Book 1 (Sphinx, through MyST) gives a heading the id docutils makes
+from its text (:func:`anchor`: lower case, accents and superscripts folded to ASCII, every run of
+other characters a hyphen, leading digits and hyphens dropped, so "## 1. Digits: FGSM" becomes
+``digits-fgsm``). A claim's ``section`` may be that id, the heading's text, or a shortened
+GitHub-style slug of it (``1-digits``); :func:`resolve_section` maps each onto the id of a heading
+of the executed notebook beside the metrics file, and a section that matches no heading links to
+the page itself rather than to an anchor that does not exist.
 """
 from __future__ import annotations
 
 import html
 import json
+import re
+import unicodedata
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["collect_claims", "chapter_status", "verdict_counts", "to_html", "run_command", "NOT_RUN"]
+__all__ = ["collect_claims", "chapter_status", "verdict_counts", "to_html", "run_command", "NOT_RUN", "anchor",
+           "headings", "resolve_section", "claim_rows"]
 
 NOT_RUN = "not run"
 COLUMNS = ["chapter", "claim", "setting", "paper", "ours", "verdict", "note", "section", "link", "command"]
@@ -40,8 +51,62 @@ def _read(folder: Path, chapter: str) -> dict | None:
     return data
 
 
-def _link(chapter: str, section: str) -> str:
+def anchor(heading: str) -> str:
+    """The id Jupyter Book 1 gives a section titled ``heading`` (docutils' ``make_id``, re-implemented so
+    the package does not need docutils at run time; a test checks the two agree)."""
+    text = unicodedata.normalize("NFKD", " ".join(str(heading).lower().split()))
+    text = text.encode("ascii", "ignore").decode("ascii")
+    text = re.sub(r"[^a-z0-9]+", "-", text)
+    return re.sub(r"^[-0-9]+|-+$", "", text)
+
+
+def _slug(heading: str) -> str:
+    """A GitHub-style slug that keeps leading digits ("1. Digits: x" -> "1-digits-x"), as chapters once wrote."""
+    return re.sub(r"[^a-z0-9]+", "-", str(heading).lower()).strip("-")
+
+
+def headings(notebook: str | Path) -> list[str]:
+    """The section titles (markdown ``#`` lines) of an executed notebook, in order ([] if it is missing)."""
+    path = Path(notebook)
+    if not path.exists():
+        return []
+    cells = json.loads(path.read_text()).get("cells", [])
+    out = []
+    for cell in cells:
+        if cell.get("cell_type") != "markdown":
+            continue
+        src = cell.get("source", "")
+        fence = False
+        for line in (src if isinstance(src, str) else "".join(src)).splitlines():
+            if line.lstrip().startswith(("```", "~~~")):
+                fence = not fence
+            m = None if fence else re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
+            if m:
+                out.append(m.group(1))
+    return out
+
+
+def resolve_section(section: str, titles: Sequence[str]) -> str:
+    """The id of the heading among ``titles`` that ``section`` names (its id, its text, or a leading part
+    of its GitHub-style slug); ``""`` when none does (the link then goes to the page)."""
+    if not section:
+        return ""
+    ids = [anchor(t) for t in titles]
+    if section in ids:
+        return section
+    if anchor(section) in ids and any(t.strip().lower() == section.strip().lower() for t in titles):
+        return anchor(section)
+    for t, i in zip(titles, ids):
+        slug = _slug(t)
+        if slug == section or slug.startswith(section + "-"):
+            return i
+    return ""
+
+
+def _link(chapter: str, section: str, titles: Sequence[str] | None = None) -> str:
     page = f"{chapter}.html"
+    if titles is not None:
+        section = resolve_section(section, titles)
     return f"{page}#{section}" if section else page
 
 
@@ -58,12 +123,23 @@ def collect_claims(folder: str | Path, chapters: Sequence[str], profile: str = "
                          "ours": None, "verdict": NOT_RUN, "note": "", "section": "", "link": "",
                          "command": run_command(ch, profile, folder)})
             continue
-        for c in data.get("claims", []):
-            rows.append({"chapter": ch, "claim": c.get("claim", ""), "setting": c.get("setting", ""),
-                         "paper": c.get("paper"), "ours": c.get("ours"), "verdict": c.get("verdict", "not measured"),
-                         "note": c.get("note", ""), "section": c.get("section", ""),
-                         "link": _link(ch, c.get("section", "")), "command": ""})
+        titles = headings(folder / f"{ch}.ipynb")
+        # without the notebook the headings are unknown: each section is trusted as written
+        rows.extend(claim_rows(ch, data.get("claims", []), titles if titles else None))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def claim_rows(chapter: str, claims: Sequence[dict], titles: Sequence[str] | None = None) -> list[dict]:
+    """Summary rows for ``claims`` (dicts with the fields of :class:`advxai.report.Claim`) of ``chapter``,
+    each linked to its section among the heading ``titles`` (see :func:`resolve_section`)."""
+    rows = []
+    for c in claims:
+        section = c.get("section", "")
+        rows.append({"chapter": chapter, "claim": c.get("claim", ""), "setting": c.get("setting", ""),
+                     "paper": c.get("paper"), "ours": c.get("ours"), "verdict": c.get("verdict", "not measured"),
+                     "note": c.get("note", ""), "section": section, "link": _link(chapter, section, titles),
+                     "command": ""})
+    return rows
 
 
 def chapter_status(folder: str | Path, chapters: Sequence[str], profile: str = "quick"):

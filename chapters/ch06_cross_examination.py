@@ -31,6 +31,9 @@
 # * **Does heat and blur remove ADV²'s effect?** ADV² keeps the interpretation benign-looking; heat
 #   and blur keeps the pixels its LRP map finds relevant and blurs the rest.
 #
+# The chapter also states its own answers as claims, computed from the matrix (section 4), beside
+# the papers' claims in the summary.
+#
 # The chapter ends with the book's summary: every headline claim of the five papers, as each
 # chapter measured it, with its verdict and a link to the section that measured it.
 #
@@ -56,9 +59,10 @@ fpr = 0.05  # benign false-positive rate of every detector
 eps = 0.031  # L-inf budget of every L-inf attack (8/255, ADV²'s)
 attack_budget = "quick"  # smoke | quick | paper: step counts of every attack
 arena_rows = ["fgsm", "pgd", "cw", "deepfool", "lbfgs", "boundary", "stadv", "patch", "lavan", "adv2_cam",
-              "adv2_grad", "advedge_cam", "advedge_plus_cam", "adaptive_adv2_fs", "adaptive_hb"]
+              "adv2_grad", "adv2_mask", "adv2_rts", "advedge_cam", "advedge_plus_cam", "adaptive_adv2_fs", "adaptive_hb",
+              "adv2_rts_aid", "adaptive_aid", "pgd_at"]
 arena_members = ["ig_masking", "feature_squeezing", "heat_and_blur_change", "multi_interpreter", "sje_disagreement",
-                 "undefended", "heat_and_blur", "adversarial_training"]
+                 "aid", "undefended", "heat_and_blur", "adversarial_training"]
 ig_steps = 16  # IG quadrature points of the masking detector
 ig_epsilon = 0.002  # its grid of masked fractions (of the positive pixels)
 ig_max_delta = 0.1
@@ -66,6 +70,16 @@ fs_squeezer = "median_3x3"  # feature squeezing's squeezer, and the one adaptive
 sqz_weight = 10.0  # weight of adaptive ADV²'s squeezer term
 hb_sigma = 1.0  # heat and blur's Gaussian
 hb_iterations = 3  # Algorithm 2's rounds
+mask_images = 4  # ADV² against MASK (the costly bilevel attack) runs on the first of the attacked images only
+mask_iterations = 60  # MASK's own Adam iterations (chapter 3's quick setting; paper: 300)
+mask_steps = 4  # bilevel iterations against MASK (paper: 1000)
+mask_warm_steps = 20  # plain targeted PGD steps first (paper: 400)
+mask_reset_every = 2  # recompute MASK every so many iterations (paper: 50)
+mask_reset_iterations = 20  # Adam iterations of each recomputation
+rts_steps = 30  # RTS decoder training steps (chapter 3's, so its cached decoder is reused)
+rts_batch = 16
+aid_budget = "full"  # AID distillation of that decoder: full | smoke (advxai.defenses.aid.BUDGETS)
+aid_match_weight = 10.0  # adaptive ADV² vs AID: weight of the RTS/RTS^A map distance it also minimises
 mi_interpreters = ["grad", "cam"]  # maps the multi-interpreter detector reads
 mi_training_set = "pgd"  # the attack whose images train the multi-interpreter detector
 mi_n_train = 96  # training images (benign, and attacked by mi_training_set) of the multi-interpreter detector
@@ -77,6 +91,7 @@ at_epochs = 3
 at_n_train = 2000
 
 # %%
+import dataclasses
 import os
 
 import matplotlib.pyplot as plt
@@ -137,10 +152,26 @@ report.show(pd.DataFrame([
 # inside heat and blur's Algorithm 2** (the perturbation kept only on the pixels the defense
 # restores, repeated until the defended classifier is fooled). Every set is cached by its name and
 # settings, so a re-execution, or another chapter asking for the same set, loads it.
+#
+# ADV² also runs against the two interpreters chapter 3 adds: **MASK** (meaningful perturbation, an
+# optimisation itself, attacked as the paper's bilevel problem) and **RTS** (a trained masking
+# decoder, attacked through it with the encoder loss). MASK is the costly one: each bilevel
+# iteration runs MASK's Adam steps, an unrolled look-ahead and a binary search, so here it takes
+# `mask_steps` iterations after `mask_warm_steps` plain PGD steps, against MASK run for
+# `mask_iterations` steps, on the first `mask_images` attacked images only. Three more adaptive
+# rows: **ADV² against RTS^A** (RTS distilled with AID: the attacker knows the defended decoder),
+# **adaptive ADV² vs AID** (ADV² against RTS^A that also minimises the distance between the RTS and
+# the RTS^A maps, which is the AID detector's score) and **PGD against the adversarially trained
+# model** itself (white-box: the adaptive attack on adversarial training).
 
 # %%
+at_budget = dict(steps=at_steps, epochs=at_epochs, n_train=at_n_train, seed=seed)
+mask_settings = dict(steps=mask_steps, warm_steps=mask_warm_steps, reset_every=mask_reset_every,
+                     reset_iterations=mask_reset_iterations, interpreter_settings={"iterations": mask_iterations, "seed": seed})
 specs = arena.study_attacks(attack_budget, eps=eps, num_classes=net.info.num_classes, seed=seed,
-                            squeezer=fs_squeezer, sqz_weight=sqz_weight, hb_iterations=hb_iterations, hb_sigma=hb_sigma)
+                            squeezer=fs_squeezer, sqz_weight=sqz_weight, hb_iterations=hb_iterations, hb_sigma=hb_sigma,
+                            mask=mask_settings, mask_images=mask_images, rts_steps=rts_steps, rts_batch=rts_batch,
+                            aid_budget=aid_budget, aid_match_weight=aid_match_weight, robust=dict(eps=at_eps, **at_budget))
 unknown = sorted(set(arena_rows) - set(specs))
 if unknown:
     raise ValueError(f"unknown arena rows {unknown}; valid: {', '.join(specs)}")
@@ -150,7 +181,13 @@ for key in arena_rows:
     spec = specs[key]
     with timings(f"attack: {spec.label}"):
         results[spec.label] = arena.craft(spec, index=attacked_idx, **common)
-adaptive_to = {specs["adaptive_adv2_fs"].label: "feature squeezing", specs["adaptive_hb"].label: "heat and blur"}
+# adaptive row -> (the member it is built against, the non-adaptive row it extends)
+adaptive_to = {specs["adaptive_adv2_fs"].label: ("feature_squeezing", "ADV² (CAM)"),
+               specs["adaptive_hb"].label: ("heat_and_blur", "PGD"),
+               specs["adv2_rts_aid"].label: ("aid", "ADV² (RTS)"),
+               specs["adaptive_aid"].label: ("aid", "ADV² (RTS)"),
+               specs["pgd_at"].label: ("adversarial_training", "PGD")}
+adaptive_to = {k: v for k, v in adaptive_to.items() if k in results}
 attack_table = pd.DataFrame([{
     "attack": name, "targeted": r.target is not None, "images": len(r), "success rate": r.success_rate,
     "mean L-inf (x255)": 255 * r.linf[r.success].mean().item() if r.success.any() else float("nan"),
@@ -173,6 +210,7 @@ for name, r in results.items():
 # | heat-and-blur change | Brama & Grinshpoun (2), as a detector | L1 between softmax of x and of its heat-and-blurred version | benign calibration images |
 # | multi-interpreter | Abdukhamidov et al. (4) | gradient boosting on frozen features of stacked GRAD and CAM maps | `mi_n_train` training images and their PGD versions; threshold on the calibration images |
 # | SJE disagreement | new, from Gulshad et al. (5) | how much more SJE prefers its own class than the softmax's label, on the same features | benign calibration images |
+# | AID | Zhang et al. (3) | per-pixel L1 between the RTS map and the RTS^A map (RTS distilled with AID) of the predicted class | benign calibration images |
 # | undefended | — | the model's label | — |
 # | heat and blur | Brama & Grinshpoun (2) | the label of the heat-and-blurred image | — |
 # | adversarial training | Madry et al., used by Gulshad et al. (5) | the label given by a PGD-trained copy of the model | — |
@@ -180,11 +218,18 @@ for name, r in results.items():
 # The multi-interpreter detector is the only supervised one: it learns what adversarial maps look
 # like from one attack (`mi_training_set`) and is then asked about every other attack, which is
 # how it would be used against an attack it has not seen. The adversarially trained model labels
-# images crafted against the plain model (a transfer setting), since the arena's attacks are
-# white-box against one model.
+# images crafted against the plain model (a transfer setting) in every row but one: *PGD vs adv.
+# training* is crafted against the adversarially trained model itself, the white-box attack on
+# that defense. (Its images are counted as successful when they fool the robust model, and the
+# other columns see how they fare against the plain model.)
+#
+# AID is a training method for an interpreter, not a detector; Zhang et al. show that RTS^A, the
+# distilled decoder, draws almost the same maps as RTS on benign inputs and clearly different ones
+# on ADV² inputs. The natural detector that follows, used here, compares the two maps of the
+# predicted class: a large per-pixel L1 distance is suspicious. RTS is the decoder chapter 3
+# trains (`rts_steps` steps, cached); RTS^A is it distilled at the `aid_budget` budget.
 
 # %%
-at_budget = dict(steps=at_steps, epochs=at_epochs, n_train=at_n_train, seed=seed)
 builders = {
     "ig_masking": lambda: arena.IGMasking(net, fpr, epsilon=ig_epsilon, max_delta=ig_max_delta, ig_steps=ig_steps),
     "feature_squeezing": lambda: arena.FeatureSqueezingDetector(net, fpr, squeezers=[fs_squeezer]),
@@ -194,12 +239,14 @@ builders = {
                                                                             train_budget=train_budget), seed=seed),
     "sje_disagreement": lambda: arena.SJEDisagreement(net, fpr, dataset=dataset, n_train=sje_n_train,
                                                       epochs=sje_epochs, seed=seed),
+    "aid": lambda: arena.AIDDetector(net, fpr, rts_steps=rts_steps, rts_batch=rts_batch, aid_budget=aid_budget),
     "undefended": lambda: arena.Undefended(net),
     "heat_and_blur": lambda: arena.HeatAndBlurDefense(net, sigma=hb_sigma),
     "adversarial_training": lambda: arena.RobustModel(net, eps=at_eps, train_budget=train_budget, **at_budget),
 }
 labels = {"ig_masking": "IG masking", "feature_squeezing": "feature squeezing", "heat_and_blur_change": "H&B change",
-          "multi_interpreter": "multi-interpreter", "sje_disagreement": "SJE disagreement", "undefended": "undefended",
+          "multi_interpreter": "multi-interpreter", "sje_disagreement": "SJE disagreement", "aid": "AID",
+          "undefended": "undefended",
           "heat_and_blur": "heat and blur", "adversarial_training": "adv. training"}
 for name in arena_members:
     arena.DETECTORS.check(name)
@@ -226,8 +273,7 @@ report.show(pd.DataFrame([{"member": k, "kind": m.kind, "threshold": getattr(m, 
 # %%
 with timings("arena: evaluation"):
     records = contest.evaluate(results, benign.x, benign.y,
-                               adaptive={k: {"feature squeezing": labels["feature_squeezing"],
-                                             "heat and blur": labels["heat_and_blur"]}[v] for k, v in adaptive_to.items()})
+                               adaptive={k: labels[m] for k, (m, _) in adaptive_to.items() if m in arena_members})
 table = arena.matrix(records)
 fig = arena.plot_matrix(records, f"{model}: detection rate at {fpr:.0%} benign FPR | robust accuracy")
 plt.show()
@@ -254,7 +300,8 @@ families = {
     "optimisation (C&W, DeepFool, L-BFGS)": ["C&W", "DeepFool", "L-BFGS"],
     "decision-based / spatial (Boundary, StAdv)": ["Boundary", "StAdv"],
     "universal patches (patch, LaVAN)": ["patch", "LaVAN"],
-    "interpretation-aware (ADV², AdvEdge, AdvEdge+)": ["ADV² (CAM)", "ADV² (GRAD)", "AdvEdge (CAM)", "AdvEdge+ (CAM)"],
+    "interpretation-aware (ADV², AdvEdge, AdvEdge+)": ["ADV² (CAM)", "ADV² (GRAD)", "ADV² (MASK)", "ADV² (RTS)",
+                                                        "AdvEdge (CAM)", "AdvEdge+ (CAM)"],
 }
 fam_rows = []
 for fam, names in families.items():
@@ -304,22 +351,41 @@ if hb_label in members:
             kept = row.get("still the attacker's target", float("nan"))
             observations.append(f"heat and blur on {row['attack']}: true label restored on {row['true label restored']:.0%} "
                                 f"of {row['fooled images']} fooled images, target kept on {kept:.0%}")
-for adv_name, member in adaptive_to.items():
-    col = labels["feature_squeezing"] if member == "feature squeezing" else labels["heat_and_blur"]
-    if adv_name in table.index and col in table.columns:
-        base = "ADV² (CAM)" if member == "feature squeezing" else "PGD"
-        if base in table.index:
-            cell, ref = table.loc[adv_name, col], table.loc[base, col]
-            what = "detection rate" if member == "feature squeezing" else "robust accuracy"
-            gain = ("the adaptive attack does better against it" if cell < ref - 1e-9 else
-                    "the adaptive attack gains nothing against it")
-            observations.append(f"adaptive attack vs {member}: {what} {cell:.0%} against {ref:.0%} for the "
-                                f"non-adaptive {base} -> {gain}")
+for adv_name, (member, base) in adaptive_to.items():
+    col = labels[member]
+    if adv_name in table.index and col in table.columns and base in table.index:
+        cell, ref = table.loc[adv_name, col], table.loc[base, col]
+        what = "detection rate" if members[col].kind == "detector" else "robust accuracy"
+        gain = ("the adaptive attack does better against it" if cell < ref - 1e-9 else
+                "the adaptive attack gains nothing against it")
+        observations.append(f"{adv_name} vs {col}: {what} {cell:.0%} against {ref:.0%} for the "
+                            f"non-adaptive {base} -> {gain}")
 weak = [f"{name} ({int(r.success.sum())}/{len(r)})" for name, r in results.items() if r.success.float().mean() < 0.5]
 if weak:
     observations.append("rows resting on few successful images (detection rates are over these only): " + ", ".join(weak))
 for line in observations:
     print("-", line)
+
+# %% [markdown]
+# ### The chapter's claims
+#
+# The two questions of this chapter, and what the papers say of their defenses against an attacker
+# who knows them, as claims with verdicts computed from the matrix (`advxai.arena.cross_claims`;
+# the rules are stated there: an effect counts when it moves a rate by at least 10 points).
+# Attribution-based detectors are those that read a map: IG masking (IG), heat-and-blur change
+# (LRP), the multi-interpreter detector (GRAD and CAM) and AID (RTS).
+
+# %%
+sec_matrix, sec_reading = summary.anchor("3. The matrix"), summary.anchor("4. What the matrix shows")
+own_claims = arena.cross_claims(
+    records, aware=families["interpretation-aware (ADV², AdvEdge, AdvEdge+)"],
+    attribution_detectors=[labels[k] for k in ("ig_masking", "heat_and_blur_change", "multi_interpreter", "aid")
+                           if k in arena_members],
+    adv2=["ADV² (CAM)", "ADV² (GRAD)", "ADV² (MASK)", "ADV² (RTS)"],
+    adaptive=[(row, base, labels[m]) for row, (m, base) in adaptive_to.items() if m in arena_members],
+    setting=f"{dataset}, {model}, {len(attacked_idx)} images, FPR {fpr:.0%}",
+    sections={"aware": sec_reading, "heat_and_blur": sec_reading, "aid": sec_matrix, "adaptive": sec_matrix})
+report.show(report.claims_frame(own_claims) if own_claims else pd.DataFrame(), "This chapter's claims", precision=2)
 
 # %% [markdown]
 # **Reading it.** Three things to look for in the matrix and the lines above. *Interpretation-aware
@@ -353,6 +419,9 @@ with timings("summary"):
     status = summary.chapter_status(folder, chapters, profile=os.environ.get("ADVXAI_PROFILE", "quick"))
 report.show(status.drop(columns=["command"]) if (status["status"] == "run").all() else status,
             "Chapters found beside this one")
+# this chapter's own claims join the papers' (their links point into this page)
+claims = pd.concat([claims, pd.DataFrame(summary.claim_rows(this, [dataclasses.asdict(c) for c in own_claims]))],
+                   ignore_index=True)
 display(HTML(summary.to_html(claims, "Every headline claim, with its verdict (the chapter column links to the section)")))
 counts = summary.verdict_counts(claims)
 print("verdicts:", counts)
@@ -401,7 +470,7 @@ for line in conclusions:
 # * **Defenses that relabel.** Heat and blur and adversarial training are read as robust accuracy;
 #   the table of section 4 says how often heat and blur gives back the true label on ADV² and
 #   AdvEdge images, and how often the attacker's target survives.
-# * **Adaptive attacks.** The two adaptive rows show what an attacker who knows the defense gains
+# * **Adaptive attacks.** The adaptive rows show what an attacker who knows the defense gains
 #   against it; their outlined cells are the ones to compare with the non-adaptive attack above them.
 # * **A new, free detector.** SJE disagreement costs one matrix product on features the model
 #   computes anyway; its benign false-positive rate and detection rates are in its column.
@@ -415,15 +484,22 @@ for line in conclusions:
 # * Attack settings are the study's defaults at one L-inf budget (8/255) where an attack has one;
 #   C&W, DeepFool, L-BFGS, Boundary and StAdv are minimum-perturbation attacks without that budget.
 # * The multi-interpreter detector is trained on one attack (PGD) and judged on all; the paper
-#   trains and tests on the same attack. The adversarially trained model sees transferred images.
+#   trains and tests on the same attack. The adversarially trained model sees transferred images in
+#   every row but its own white-box row (*PGD vs adv. training*).
 # * The adversarial patch keeps Brown et al.'s size, 25 % of the image; on 64-pixel shapes images it
 #   can cover much of the object, so a defense's robust accuracy against it also measures occlusion.
 # * AdvEdge and AdvEdge+ take the quick profile's shortened ADV² schedule; their steps are scaled by
 #   (or restricted to) the Sobel edges, which are weak on much of a synthetic image, so at these step
 #   counts few of them reach the target class and their rows rest on few images (section 4 names
 #   such rows). Chapter 4 studies them at their own settings.
-# * AID (Zhang et al.'s RTS distillation) is not in the arena: its detector needs an RTS decoder
-#   and a distilled decoder per model, which the quick profile cannot afford.
+# * AID is measured as a detector that Zhang et al. do not build: they show the RTS^A maps of ADV²
+#   inputs differ from benign ones (their Fig. 16); the arena turns that into a score (the RTS/RTS^A
+#   map distance) thresholded like every other detector. RTS is trained for 30 decoder steps and
+#   distilled with AID's `full` budget of `advxai.defenses.aid` (8 rounds), far from a converged
+#   decoder.
+# * ADV² against MASK takes a few bilevel iterations (`mask_steps`) on the first `mask_images`
+#   images only, against a MASK of `mask_iterations` Adam steps: its row rests on at most that many
+#   images, and its success rate is that of a heavily shortened attack.
 
 # %% [markdown]
 # ## Run time
@@ -443,7 +519,7 @@ metrics_file = report.save_metrics(
         "summary_verdicts": counts,
         "chapters_missing": list(missing.chapter),
     },
-    claims=[],
+    claims=own_claims,
     timings=timings,
     parameters={"model": model, "dataset": dataset, "n_images": n_images, "n_calibration": n_calibration, "fpr": fpr,
                 "eps": eps, "attack_budget": attack_budget, "arena_rows": arena_rows, "arena_members": arena_members,

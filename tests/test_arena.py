@@ -100,7 +100,7 @@ def test_sje_disagreement_flags_inputs_where_sje_and_softmax_disagree():
 
 def test_unknown_member_lists_the_valid_ones():
     model = tiny_classifier(in_channels=3, size=16)
-    with pytest.raises(ValueError, match="unknown arena member 'squeeze'.*valid: adversarial_training, "
+    with pytest.raises(ValueError, match="unknown arena member 'squeeze'.*valid: adversarial_training, aid, "
                                          "feature_squeezing, heat_and_blur, heat_and_blur_change, ig_masking"):
         get_member("squeeze", model)
     assert isinstance(get_member("undefended", model), Undefended)
