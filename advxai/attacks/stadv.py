@@ -33,6 +33,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from .adv2 import EncoderLoss, InterpretationLoss, _is_mask, _TargetMaps, resolve_interpreter
 from .base import Attack
 from .gradient import MaskLike, check_mask_steps, report_empty_mask, resolve_mask
 from .objectives import AttackState, Objective, PredictionLoss, Weight
@@ -160,7 +161,7 @@ class StAdv(Attack):
         return out
 
 
-class ADV2StAdv(StAdv):
+class ADV2StAdv(_TargetMaps, StAdv):
     """ADV² on StAdv (Zhang et al.'s Eq. 21): ``l_prd + lam * l_int + tau * l_flow`` (+ ``enc_weight * l_enc``
     for RTS), targeted, with the prediction loss the cross-entropy."""
 
@@ -171,8 +172,6 @@ class ADV2StAdv(StAdv):
                  steps: int = 200, lr: float = 0.01, loss: str = "ce", keep: str = "best",
                  interpreter_settings: dict | None = None, targeted: bool = True, seed: int = 0,
                  batch_size: int | None = None, step_mask: MaskLike = None, mask_steps: int | None = None):
-        from .adv2 import EncoderLoss, InterpretationLoss, _is_mask, resolve_interpreter
-
         interp = resolve_interpreter(model, interpreter, **(interpreter_settings or {}))
         if _is_mask(interp):
             raise ValueError("MASK is not differentiable with respect to its input; ADV² on StAdv needs GRAD, CAM, "
@@ -186,26 +185,9 @@ class ADV2StAdv(StAdv):
         super().__init__(model, tau=tau, steps=steps, lr=lr, loss=loss, terms=terms, keep=keep, targeted=targeted,
                          seed=seed, batch_size=batch_size, step_mask=step_mask, mask_steps=mask_steps)
         self.interpreter, self.term, self.lam, self.enc_weight = interp, term, lam, float(enc_weight)
-        self._maps, self._cursor = None, 0
-
-    def __call__(self, x, y, target=None, target_map=None):
-        from .adv2 import check_target_map, native_shape
-
-        self._maps, self._cursor = None, 0
-        if target_map is not None:
-            native = native_shape(self.interpreter, x.to(self.device))
-            self._maps = check_target_map(target_map, len(x), native, tuple(x.shape[-2:]))
-        try:
-            return super().__call__(x, y, target)
-        finally:
-            self._maps = None
 
     def perturb(self, x, y, target, flow_init=None):
-        maps = None
-        if self._maps is not None:
-            maps = self._maps[self._cursor:self._cursor + len(x)].to(x.device)
-            self._cursor += len(x)
-        self.term.set_target(maps)
+        self.term.set_target(self._next_maps(len(x), x.device))
         try:
             return super().perturb(x, y, target, flow_init=flow_init)
         finally:
