@@ -82,7 +82,8 @@ def test_rts_and_robust_kinds_are_crafted_and_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("ADVXAI_CACHE", str(tmp_path / "cache"))  # decoders, robust model and sets: an empty cache
     monkeypatch.setattr(advxai.models, "get_model", lambda *a, **k: net)
     spec = ArenaAttack("ada", "adv2", {"budget": "smoke", "eps": 0.031, "steps": 2, "warm_steps": 2, "rts_steps": 2,
-                                        "rts_batch": 4, "aid": "smoke", "match_weight": 5.0}, targeted=True, kind="rts")
+                                        "rts_batch": 4, "aid": "smoke", "match_weight": 5.0,
+                                        "match_with": "control"}, targeted=True, kind="rts")
     r = arena.craft(spec, "shapes_resnet", "shapes", [0, 1], train_budget="smoke", device="cpu")
     assert len(r) == 2 and r.target is not None and (r.linf <= 0.031 + 1e-6).all()
     again = arena.craft(spec, "shapes_resnet", "shapes", [0, 1], train_budget="smoke", device="cpu")
@@ -130,3 +131,7 @@ def test_cross_claims_read_their_verdicts_off_the_matrix():
     claims = cross_claims(_records(cells), aware=["ADV² (RTS)"], attribution_detectors=["IG"], adv2=["ADV² (RTS)"],
                           adaptive=[("ada", "ADV² (RTS)", "AID")], heat_and_blur="H&B", undefended="none")
     assert [c.verdict for c in claims] == ["reproduced", "same direction", "reproduced", "same direction"]
+    cells[("ADV² (RTS)", "AID", D)] = (0.05, 5)  # the plain attack is hardly flagged: nothing left to evade
+    last = cross_claims(_records(cells), aware=[], attribution_detectors=[], adv2=[],
+                        adaptive=[("ada", "ADV² (RTS)", "AID")])[-1]
+    assert last.verdict == "not measured" and "already at 0.05" in last.note
