@@ -291,7 +291,7 @@ class SJEDisagreement(Detector):
         return comp.max(1).values - comp.gather(1, soft[:, None]).squeeze(1)
 
 
-def arena_rts(model, steps: int = 30, batch_size: int = 16, aid_budget: str | None = None, control: bool = False):
+def arena_rts(model, steps: int = 300, batch_size: int = 16, aid_budget: str | None = None, control: bool = False):
     """The RTS interpreter of ``model`` trained for ``steps`` decoder steps (chapter 3's settings, so its
     cached decoder is reused), or, with ``aid_budget`` (``"smoke"`` | ``"full"``), RTS^A: that decoder
     distilled with AID (:func:`advxai.defenses.aid.aid_rts`, cached).
@@ -349,7 +349,7 @@ class AIDDetector(Detector):
 
     name = "aid"
 
-    def __init__(self, model, fpr: float = 0.05, rts=None, rts_aid=None, rts_steps: int = 30, rts_batch: int = 16,
+    def __init__(self, model, fpr: float = 0.05, rts=None, rts_aid=None, rts_steps: int = 300, rts_batch: int = 16,
                  aid_budget: str = "full", batch_size: int = 32):
         super().__init__(model, fpr, batch_size)
         self.rts = rts if rts is not None else arena_rts(model, rts_steps, rts_batch, aid_budget, control=True)
@@ -626,7 +626,7 @@ class ArenaAttack:
 def study_attacks(budget: str = "quick", eps: float = 8 / 255, num_classes: int = 10, seed: int = 0,
                   squeezer: str = "median_3x3", sqz_weight: float = 10.0, hb_iterations: int = 3,
                   hb_sigma: float = 1.0, mask: dict | None = None, mask_images: int | None = 4,
-                  rts_steps: int = 30, rts_batch: int = 16, aid_budget: str = "full", aid_match_weight: float = 10.0,
+                  rts_steps: int = 300, rts_batch: int = 16, aid_budget: str = "full", aid_match_weight: float = 10.0,
                   robust: dict | None = None) -> dict[str, ArenaAttack]:
     """The study's attacks by short name, at an L-inf budget ``eps`` where they have one; step counts
     scaled by ``budget`` (``smoke`` | ``quick`` | ``paper``). Four adaptive attacks: ADV² (CAM) adapted
