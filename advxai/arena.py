@@ -291,23 +291,29 @@ class SJEDisagreement(Detector):
         return comp.max(1).values - comp.gather(1, soft[:, None]).squeeze(1)
 
 
-def arena_rts(model, steps: int = 300, batch_size: int = 16, aid_budget: str | None = None, control: bool = False):
-    """The RTS interpreter of ``model`` trained for ``steps`` decoder steps (chapter 3's settings, so its
-    cached decoder is reused), or, with ``aid_budget`` (``"smoke"`` | ``"full"``), RTS^A: that decoder
-    distilled with AID (:func:`advxai.defenses.aid.aid_rts`, cached).
+def arena_rts(model, steps: int | None = None, batch_size: int | None = None, aid_budget: str | None = None,
+              control: bool = False, train_budget: str = "full"):
+    """The RTS interpreter of ``model`` with the ``train_budget``'s decoder training (as chapter 3 trains
+    it, so its cached decoder is reused; ``steps`` / ``batch_size`` override it), or, with ``aid_budget``
+    (``"smoke"`` | ``"full"``), RTS^A: that decoder distilled with AID (:func:`advxai.defenses.aid.aid_rts`,
+    cached).
 
     ``control=True`` (with ``aid_budget``) gives AID's control instead: the same decoder trained by the
     same schedule on the same batches with the AID term's weight at zero, i.e. RTS trained as long as
     RTS^A. A short-trained RTS keeps changing under the extra ``l_int`` steps of AID, so only this
     control shows what the AID term alone changed."""
-    from .interpreters import RTS
-    from .interpreters.rts import RTSConfig
-
-    rts = RTS(model, config=RTSConfig(steps=int(steps), batch_size=int(batch_size)), progress=False)
-    if aid_budget is None:
-        return rts
     from dataclasses import replace
 
+    from .interpreters import RTS
+    from .interpreters.rts import BUDGETS as RTS_BUDGETS
+
+    if train_budget not in RTS_BUDGETS:
+        raise ValueError(f"train_budget must be one of {sorted(RTS_BUDGETS)}, got {train_budget!r}")
+    config = RTS_BUDGETS[train_budget]
+    config = replace(config, steps=int(steps or config.steps), batch_size=int(batch_size or config.batch_size))
+    rts = RTS(model, config=config, progress=False)
+    if aid_budget is None:
+        return rts
     from .defenses.aid import BUDGETS, aid_rts
 
     if aid_budget not in BUDGETS:
@@ -344,16 +350,17 @@ class AIDDetector(Detector):
     AID, keeps RTS's maps on benign inputs but is trained to draw different ones on ADV² inputs, so the
     score is :func:`map_disagreement` between RTS and RTS^A for the class the model predicts.
     ``rts`` / ``rts_aid``: interpreters, or ``None`` to build them with :func:`arena_rts`
-    (``rts_steps``, ``rts_batch``, ``aid_budget``); the default ``rts`` is AID's control (RTS trained
+    (``rts_steps``, ``rts_batch``, ``aid_budget``, ``train_budget``); the default ``rts`` is AID's control (RTS trained
     as long as RTS^A, without the AID term), so that benign maps agree as the paper's do."""
 
     name = "aid"
 
-    def __init__(self, model, fpr: float = 0.05, rts=None, rts_aid=None, rts_steps: int = 300, rts_batch: int = 16,
-                 aid_budget: str = "full", batch_size: int = 32):
+    def __init__(self, model, fpr: float = 0.05, rts=None, rts_aid=None, rts_steps: int | None = None,
+                 rts_batch: int | None = None, aid_budget: str = "full", train_budget: str = "full", batch_size: int = 32):
         super().__init__(model, fpr, batch_size)
-        self.rts = rts if rts is not None else arena_rts(model, rts_steps, rts_batch, aid_budget, control=True)
-        self.rts_aid = rts_aid if rts_aid is not None else arena_rts(model, rts_steps, rts_batch, aid_budget)
+        build = dict(aid_budget=aid_budget, train_budget=train_budget)
+        self.rts = rts if rts is not None else arena_rts(model, rts_steps, rts_batch, control=True, **build)
+        self.rts_aid = rts_aid if rts_aid is not None else arena_rts(model, rts_steps, rts_batch, **build)
         for who, interp in (("rts", self.rts), ("rts_aid", self.rts_aid)):
             if not hasattr(interp, "masks") or interp.model is not model:
                 raise ValueError(f"{who} must be an RTS interpreter of the detector's model")
@@ -626,7 +633,7 @@ class ArenaAttack:
 def study_attacks(budget: str = "quick", eps: float = 8 / 255, num_classes: int = 10, seed: int = 0,
                   squeezer: str = "median_3x3", sqz_weight: float = 10.0, hb_iterations: int = 3,
                   hb_sigma: float = 1.0, mask: dict | None = None, mask_images: int | None = 4,
-                  rts_steps: int = 300, rts_batch: int = 16, aid_budget: str = "full", aid_match_weight: float = 10.0,
+                  rts_steps: int | None = None, rts_batch: int | None = None, aid_budget: str = "full", aid_match_weight: float = 10.0,
                   robust: dict | None = None) -> dict[str, ArenaAttack]:
     """The study's attacks by short name, at an L-inf budget ``eps`` where they have one; step counts
     scaled by ``budget`` (``smoke`` | ``quick`` | ``paper``). Four adaptive attacks: ADV² (CAM) adapted
@@ -637,8 +644,9 @@ def study_attacks(budget: str = "quick", eps: float = 8 / 255, num_classes: int 
 
     ADV² against MASK is the bilevel attack; ``mask`` overrides its budget's settings (e.g.
     ``steps``, ``reset_every``, ``reset_iterations``, ``interpreter_settings={"iterations": 60}``) and
-    ``mask_images`` limits it to the first images. ADV² against RTS uses RTS trained for ``rts_steps``
-    steps of ``rts_batch`` images; RTS^A that decoder distilled with AID at ``aid_budget``."""
+    ``mask_images`` limits it to the first images. ADV² against RTS uses RTS trained with the model's
+    training budget (``rts_steps`` steps of ``rts_batch`` images where given); RTS^A that decoder
+    distilled with AID at ``aid_budget``."""
     if budget not in ("smoke", "quick", "paper"):
         raise ValueError(f"budget must be smoke, quick or paper, got {budget!r}")
     f = {"smoke": 0.1, "quick": 1.0, "paper": 10.0}[budget]
@@ -648,7 +656,7 @@ def study_attacks(budget: str = "quick", eps: float = 8 / 255, num_classes: int 
 
     if aid_budget not in ("smoke", "full"):
         raise ValueError(f"aid_budget must be smoke or full, got {aid_budget!r}")
-    rts = {"budget": budget, "eps": eps, "seed": seed, "rts_steps": int(rts_steps), "rts_batch": int(rts_batch)}
+    rts = {"budget": budget, "eps": eps, "seed": seed, "rts_steps": rts_steps, "rts_batch": rts_batch}
 
     target = (seed + 1) % num_classes  # the class the universal patches ask for
     return {
@@ -769,7 +777,7 @@ def _craft_adaptive(spec: ArenaAttack, net, model: str, dataset: str, index: tor
         target = random_targets(batch.y, net.info.num_classes, seed).to(dev) if spec.targeted else None
         params = dict(spec.params)
         if spec.kind == "rts":
-            return _to_payload(_adv2_rts(net, params)(x, y, target))
+            return _to_payload(_adv2_rts(net, params, train_budget)(x, y, target))
         if spec.kind == "robust":
             from .defenses.adversarial_training import robust_model
 
@@ -799,7 +807,7 @@ def _craft_adaptive(spec: ArenaAttack, net, model: str, dataset: str, index: tor
     return _from_payload(cached("adversarial", key, build), dev)
 
 
-def _adv2_rts(net, params: dict):
+def _adv2_rts(net, params: dict, train_budget: str = "full"):
     """ADV² against RTS or RTS^A (``params["aid"]``), with the detector's map agreement as a further term
     when ``params["match_weight"]`` > 0."""
     from .attacks.adv2 import ADV2, adv2_settings
@@ -813,9 +821,10 @@ def _adv2_rts(net, params: dict):
                          "map towards its control's, the pair the AID detector compares")
     settings = adv2_settings("rts", params.pop("budget", "quick"))  # RTS^A keeps RTS's settings
     settings.update(params)
-    interp = arena_rts(net, steps, batch, aid)
+    interp = arena_rts(net, steps, batch, aid, train_budget=train_budget)
     # the pair the AID detector compares: RTS^A and its control
-    terms = [(weight, MapAgreement(arena_rts(net, steps, batch, aid, control=True), interp))] if weight > 0 else []
+    terms = [(weight, MapAgreement(arena_rts(net, steps, batch, aid, control=True,
+                                                                 train_budget=train_budget), interp))] if weight > 0 else []
     return ADV2(net, interp, terms=terms, **settings)
 
 
