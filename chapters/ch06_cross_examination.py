@@ -364,7 +364,7 @@ for adv_name, (member, base) in adaptive_to.items():
         what = "detection rate" if members[col].kind == "detector" else "robust accuracy"
         gain = ("the adaptive attack does better against it" if cell < ref - 1e-9 else
                 "the adaptive attack gains nothing against it")
-        observations.append(f"{adv_name} vs {col}: {what} {cell:.0%} against {ref:.0%} for the "
+        observations.append(f"{adv_name}, {col} column: {what} {cell:.0%} against {ref:.0%} for the "
                             f"non-adaptive {base} -> {gain}")
 weak = [f"{name} ({int(r.success.sum())}/{len(r)})" for name, r in results.items() if r.success.float().mean() < 0.5]
 if weak:
