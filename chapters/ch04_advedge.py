@@ -306,14 +306,20 @@ def bars(value: str, ylabel: str, title: str):
             names = [INTERP_LABEL[i] for i in interpreters if i in set(sub.interpreter.map(
                 {v: k for k, v in INTERP_LABEL.items()}))]
             width = 0.8 / len(variants)
+            missing = []
             for k, v in enumerate(variants):
                 vals = [sub[(sub.interpreter == n) & (sub.variant == VARIANT_LABEL[v])][value].mean() for n in names]
-                ax.bar(np.arange(len(names)) + k * width, vals, width, label=VARIANT_LABEL[v])
+                bars_ = ax.bar(np.arange(len(names)) + k * width, vals, width, label=VARIANT_LABEL[v])
+                missing += [(j + k * width, bars_.patches[j].get_facecolor()) for j, val in enumerate(vals)
+                            if not np.isfinite(val)]
+            for pos, colour in missing:  # no successful adversarial image: nothing to measure, say so
+                ax.text(pos, 0.0, "×", ha="center", va="bottom", color=colour, fontsize=12, fontweight="bold")
             ax.set_xticks(np.arange(len(names)) + width * (len(variants) - 1) / 2, names)
             ax.set_title(f"{m}, {FRAMEWORK_LABEL[f]}", fontsize=9)
             ax.set_ylabel(ylabel)
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle(title)
+    fig.suptitle(title + "\n× = no successful adversarial image in that cell (the attack failed on every image)",
+                 fontsize=10)
     fig.tight_layout()
     plt.show()
 
