@@ -212,10 +212,19 @@ print("warm-start + ADV² steps:", ", ".join(f"{i} {w}+{s}" for i, (w, s) in ste
       f"(MASK: bilevel iterations); PGD {pgd_steps} steps")
 
 
+def batched_maps(interpreter, x, cls):
+    """The maps of ``interpreter`` for classes ``cls``, ``batch_size`` images at a time, on the CPU."""
+    return torch.cat([interpreter(x[i:i + batch_size].to(dev), target=cls[i:i + batch_size].to(dev)).maps.detach().cpu()
+                      for i in range(0, len(x), batch_size)])
+
+
 def maps_of(name, iname, x, cls):
-    out = [interp[name][iname](x[i:i + batch_size].to(dev), target=cls[i:i + batch_size]).maps.detach().cpu()
-           for i in range(0, len(x), batch_size)]
-    return torch.cat(out)
+    return batched_maps(interp[name][iname], x, cls)
+
+
+def adversarial_inputs(name, source):
+    """PGD's result (``source="PGD"``) or ADV²'s against interpreter ``source``, on model ``name``."""
+    return results[(name, interpreters[0])][0] if source == "PGD" else results[(name, source)][1]
 
 
 records, results, all_maps = [], {}, {}
@@ -531,7 +540,7 @@ x, y, t = images[name]
 tr_rows = []
 with timings("transfer maps"):
     for source in ["PGD"] + list(interpreters):
-        res = results[(name, interpreters[0])][0] if source == "PGD" else results[(name, source)][1]
+        res = adversarial_inputs(name, source)
         row = {"crafted against": source.upper()}
         for target_i in interpreters:
             benign = all_maps[(name, target_i)][0]
@@ -579,7 +588,7 @@ x, y, t = images[name]
 p1_rows = []
 with timings("Proposition 1 (IG)"):
     for source in ["PGD"] + list(interpreters):
-        res = results[(name, interpreters[0])][0] if source == "PGD" else results[(name, source)][1]
+        res = adversarial_inputs(name, source)
         out = prediction_interpretation_losses(model, x.to(dev), res.x_adv.to(dev), t.to(dev), steps=ig_steps)
         for i in range(len(x)):
             p1_rows.append({"attack": source if source == "PGD" else f"ADV² ({source.upper()})",
@@ -641,24 +650,19 @@ print(f"AID: {len(hist['l_aid'])} decoder step pairs; l_aid {hist['l_aid'][0]:.3
 variants = {"RTS": rts, "RTS^0 (control)": rts_0, "RTS^A": rts_a}
 
 
-def variant_maps(interpreter, xs, cls):
-    return torch.cat([interpreter(xs[i:i + batch_size].to(dev), target=cls[i:i + batch_size].to(dev)).maps.cpu()
-                      for i in range(0, len(xs), batch_size)])
-
-
 noise_x = test.batch(test.sample_indices(n_noise, seed=seed + 3))
 nx, ny = noise_x.x.to(dev), noise_x.y.to(dev)
 noise_rows, noise_examples = [], {}
 with timings("AID under noise"):
     clean_pred = model.predict(nx)[0]
-    clean_maps = {who: variant_maps(g, nx, clean_pred) for who, g in variants.items()}
+    clean_maps = {who: batched_maps(g, nx, clean_pred) for who, g in variants.items()}
     for kind in NOISE_KINDS:
         for rate in noise_error_rates:
             scale, achieved = scale_for_error_rate(model, nx, ny, kind, rate, seed=seed)
             noisy = add_noise(nx, kind, scale, seed=seed)
             pred = model.predict(noisy)[0]
             flipped = (pred != clean_pred).cpu()
-            noisy_maps = {who: variant_maps(g, noisy, pred) for who, g in variants.items()}
+            noisy_maps = {who: batched_maps(g, noisy, pred) for who, g in variants.items()}
             noise_examples[(kind, rate)] = (noisy.cpu(), pred.cpu(), noisy_maps, flipped)
             for who in variants:
                 d = mm.map_l1(noisy_maps[who], clean_maps[who])
@@ -692,10 +696,10 @@ aid_adv = {"RTS": results[(name, "rts")][1]}
 with timings("ADV² against RTS^0 and RTS^A"):
     for who in ("RTS^0 (control)", "RTS^A"):
         aid_adv[who] = make_adv2(model, variants[who], **attack_settings("rts"))(x, y, t)
-aid_benign = {who: variant_maps(g, x, y) for who, g in variants.items()}
+aid_benign = {who: batched_maps(g, x, y) for who, g in variants.items()}
 aid_adv_maps, aid_rows = {}, []
 for who, g in variants.items():
-    m = variant_maps(g, aid_adv[who].x_adv, t)
+    m = batched_maps(g, aid_adv[who].x_adv, t)
     aid_adv_maps[who] = m
     aid_rows.append({"interpreter": who, "ADV² ASR": aid_adv[who].success_rate,
                      "L1 benign vs ADV²": mm.map_l1(m, aid_benign[who]).mean().item(),
