@@ -109,6 +109,39 @@ def test_shapes_annotations_are_consistent():
     assert 0.005 < flips < 0.08
 
 
+def test_shapes_part_colours_are_close_shades_of_their_attribute():
+    ds = get_dataset("shapes", "test", n=256, use_cache=False)
+    b = ds.batch(torch.arange(len(ds)))
+    attrs = b.attributes.view(256, len(shp.GROUPS), shp.N_VALUES).argmax(-1)
+    # the body's own pixels (not under the wing, head or tail) wear the shade of its body_color value
+    only_body = (b.part_bits == 1).float()  # [B, 1, H, W]
+    has = only_body.sum((1, 2, 3)) > 20
+    mean = (b.x * only_body).sum((2, 3)) / only_body.sum((2, 3)).clamp_min(1)  # [B, 3]
+    group = [g for g, _, _ in shp.GROUPS].index("body_color")
+    shades = shp._palette_tensor(group)
+    nearest = ((mean[:, None] - shades[None]) ** 2).sum(-1).argmin(1)
+    assert has.sum() > 200
+    assert (nearest[has] == attrs[has, group]).float().mean() > 0.97
+    # the shades are the saturated palette pulled towards its mean by COLOUR_SPREAD: close, not equal
+    for g in range(len(shp.GROUPS)):
+        if "color" not in shp.GROUPS[g][0]:
+            continue
+        sat = torch.tensor([shp.PALETTE[v] for v in shp.GROUPS[g][2]])
+        gap = torch.cdist(shp._palette_tensor(g), shp._palette_tensor(g))
+        assert torch.allclose(gap, shp.COLOUR_SPREAD * torch.cdist(sat, sat), atol=1e-6)
+    assert 0 < shp.COLOUR_SPREAD < 1
+
+
+def test_shapes_generator_version_is_part_of_the_model_key(monkeypatch):
+    from advxai.models.embedded import trained_model_spec
+
+    before = trained_model_spec("shapes_resnet", "smoke", "cpu")
+    assert before["data_version"] == shp.GENERATOR_VERSION
+    monkeypatch.setattr(shp, "GENERATOR_VERSION", shp.GENERATOR_VERSION + 1)
+    assert trained_model_spec("shapes_resnet", "smoke", "cpu")["data_version"] == shp.GENERATOR_VERSION
+    assert "data_version" not in trained_model_spec("digits_cnn", "smoke", "cpu")  # fixed data: key unchanged
+
+
 def test_shapes_class_attributes_are_expected_frequencies():
     ds = get_dataset("shapes", "test", n=64, use_cache=False, flip_prob=0.1)
     ca = ds.class_attributes
@@ -153,7 +186,7 @@ def test_mnist_adapter_reads_a_local_folder(tmp_path):
     assert len(ds) == 5 and ds.batch([0, 1]).x.shape == (2, 1, 28, 28)
 
 
-def test_mnist_missing_folder_names_layout(tmp_path, monkeypatch):
+def test_mnist_missing_folder_names_layout(tmp_path, tmp_cache, monkeypatch):
     monkeypatch.delenv("ADVXAI_MNIST", raising=False)
     with pytest.raises(DataNotFound, match="MNIST/raw"):
         get_dataset("mnist", "test")

@@ -3,7 +3,7 @@
 The originals are 8x8 images with 17 grey levels (UCI optdigits). Each is scaled bilinearly to
 20x20 and centred in a 28x28 frame, as MNIST centres its digits in a 20x20 box with a 4-pixel
 margin, so MNIST-sized models and budgets apply. The train/test split is fixed: stratified,
-80 % / 20 %, seed 0 (1,437 / 360 images).
+80 % / 20 %, seed 0 (1,438 / 359 images: 20 % of each class, rounded).
 """
 from __future__ import annotations
 
