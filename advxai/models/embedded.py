@@ -19,6 +19,7 @@ import torch.nn as nn
 
 from ..runtime import cache_path, cached, resolve_device
 from .base import Classifier, ModelInfo
+from .mnist_nets import MnistCNN, MnistVGG
 from .small import DigitsCNN, DigitsVGG, ShapesDenseNet, ShapesResNet
 from .training import TrainConfig, evaluate, train_classifier
 
@@ -49,6 +50,17 @@ TRAINED: dict[str, TrainedModelSpec] = {
         DigitsVGG, "digits", TrainConfig(epochs=30, batch_size=64, lr=2e-3, shift=2),
         TrainConfig(epochs=4, batch_size=64, lr=2e-3, shift=2), None, (0.12,), (0.27,),
         "plain VGG-style digits CNN (no BatchNorm) for exact deep Taylor decomposition"),
+    # MNIST: all 60,000 training digits, MNIST's usual mean / std. The full budgets are sized to train in
+    # under three minutes on two CPU cores (benchmarks/bench_train.py). The smoke budget trains one epoch
+    # on 6,000 of them (a stratified sample) in seconds, small batches so that it still learns (~94 %).
+    "mnist_cnn": TrainedModelSpec(
+        MnistCNN, "mnist", TrainConfig(epochs=3, batch_size=128, lr=1e-2),
+        TrainConfig(epochs=1, batch_size=32, lr=5e-3), 6000, (0.1307,), (0.3081,),
+        "Carlini & Wagner's MNIST CNN (no BatchNorm), its 200-unit layers per position, 4x4x200 map, GAP + linear"),
+    "mnist_vgg": TrainedModelSpec(
+        MnistVGG, "mnist", TrainConfig(epochs=3, batch_size=128, lr=1e-2),
+        TrainConfig(epochs=1, batch_size=32, lr=5e-3), 6000, (0.1307,), (0.3081,),
+        "plain VGG-style MNIST CNN (no BatchNorm) for exact deep Taylor decomposition, 7x7x128 map, GAP + linear"),
     "shapes_resnet": TrainedModelSpec(
         ShapesResNet, "shapes", TrainConfig(epochs=10, batch_size=64, lr=4e-3),
         TrainConfig(epochs=3, batch_size=64, lr=4e-3), 2000, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25),
@@ -72,16 +84,32 @@ def _load_split(dataset: str, split: str, n: int | None = None):
     return get_dataset(dataset, split=split, **kwargs)
 
 
-def _source_digest() -> str:
-    """A digest of the architectures' and the training loop's source: editing either retrains."""
+def _source_digest(arch: Callable[..., nn.Module] | None = None) -> str:
+    """A digest of the architectures' and the training loop's source: editing either retrains.
+
+    An architecture defined outside ``small`` (the MNIST ones) adds its own module's source, so
+    editing it retrains its models only, and the digest of the models in ``small`` stays as it was.
+    """
     import hashlib
     import inspect
+    import sys
 
     from . import small, training
 
     text = inspect.getsource(small) + inspect.getsource(training.train_classifier) + inspect.getsource(
         training.random_shift)
+    if arch is not None and arch.__module__ != small.__name__:
+        text += inspect.getsource(sys.modules[arch.__module__])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _data_version(dataset: str) -> int | None:
+    """The generator version of a data set generated here (None for fixed data): new images retrain."""
+    if dataset == "shapes":
+        from ..data.shapes import GENERATOR_VERSION
+
+        return GENERATOR_VERSION
+    return None
 
 
 def trained_model_spec(name: str, train_budget: str = "full", device: str = "auto") -> dict:
@@ -89,8 +117,11 @@ def trained_model_spec(name: str, train_budget: str = "full", device: str = "aut
     _check_budget(train_budget)
     spec = TRAINED[name]
     cfg = spec.full if train_budget == "full" else spec.smoke
+    data_version = _data_version(spec.dataset)
     return {
-        "name": name, "arch_version": ARCH_VERSION, "source": _source_digest(), "dataset": spec.dataset, "train_budget": train_budget,
+        # only where there is one, so the keys (and caches) of models on fixed data stay as they were
+        **({"data_version": data_version} if data_version is not None else {}),
+        "name": name, "arch_version": ARCH_VERSION, "source": _source_digest(spec.arch), "dataset": spec.dataset, "train_budget": train_budget,
         "n_train": None if train_budget == "full" else spec.smoke_n_train, "config": asdict(cfg),
         "mean": spec.mean, "std": spec.std, "trained_on": resolve_device(device).type,
     }
@@ -110,9 +141,12 @@ def load_trained_model(name: str, device: str = "auto", train_budget: str = "ful
         net = spec.arch(num_classes=num_classes) if spec.dataset == "shapes" else spec.arch(num_classes, in_channels)
         mean = torch.tensor(spec.mean).view(1, -1, 1, 1).to(dev)
         std = torch.tensor(spec.std).view(1, -1, 1, 1).to(dev)
-        all_x = train.load_images(torch.arange(len(train)))
+        # The smoke budget's subset: shapes are generated at that size already; the others (mnist) take
+        # a seeded, class-stratified sample of their training split. None: every training image.
+        index = train.sample_indices(key["n_train"], seed=0)
+        all_x = train.load_images(index)
         result = train_classifier(
-            net, all_x, train.labels, TrainConfig(**key["config"]), normalize=lambda x: (x - mean) / std,
+            net, all_x, train.labels[index], TrainConfig(**key["config"]), normalize=lambda x: (x - mean) / std,
             partial_path=cache_path("models", key, suffix=".partial"), device=dev, desc=f"training {name}")
         net.eval()
         test_x = test.load_images(torch.arange(len(test)))

@@ -1,4 +1,5 @@
-"""torchvision ImageNet classifiers for the ``paper`` profile: resnet50, resnet152, densenet169, vgg19, inception_v3.
+"""torchvision ImageNet classifiers for the ``paper`` profile: resnet50, resnet152, densenet169, vgg16, vgg19,
+inception_v3.
 
 ``weights`` picks where the parameters come from:
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..runtime import resolve_device
+from ..runtime import refuse_in_worker, resolve_device
 from .base import Classifier, ModelInfo
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -44,6 +45,7 @@ TORCHVISION = {
     "resnet50": ("resnet50", "ResNet50_Weights", 224, "layer4", "avgpool", "fc", True),
     "resnet152": ("resnet152", "ResNet152_Weights", 224, "layer4", "avgpool", "fc", True),
     "densenet169": ("densenet169", "DenseNet169_Weights", 224, "cam", "pool", "classifier", True),
+    "vgg16": ("vgg16", "VGG16_Weights", 224, "features.29", "classifier.4", "classifier.6", False),
     "vgg19": ("vgg19", "VGG19_Weights", 224, "features.35", "classifier.4", "classifier.6", False),
     "inception_v3": ("inception_v3", "Inception_V3_Weights", 299, "Mixed_7c", "avgpool", "fc", True),
 }
@@ -76,6 +78,7 @@ def _state_dict(name: str, enum_name: str, weights: str):
     file = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(enum.url)
     if file.is_file():
         return torch.load(file, map_location="cpu", weights_only=True), f"torchvision {enum_name}.IMAGENET1K_V1"
+    refuse_in_worker(f"download torchvision's {name} weights")  # workers get the model, never fetch it
     try:
         return enum.get_state_dict(progress=True), f"torchvision {enum_name}.IMAGENET1K_V1 (downloaded)"
     except Exception as exc:  # offline, blocked, or a partial download
