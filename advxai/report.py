@@ -1,4 +1,4 @@
-"""What a chapter reports: headline metrics, claim-vs-reproduction rows, stage timings, tables.
+"""What a chapter reports: headline metrics, claim records, stage timings, tables.
 
 Each chapter ends by calling :func:`save_metrics`, which writes ``<chapter>.metrics.json`` next to
 the executed notebook (the folder in ``$ADVXAI_BOOK_DIR``, set by the runner; the current folder
@@ -7,8 +7,17 @@ when a chapter is run by hand). The summary chapter reads these files, so their 
 .. code-block:: json
 
     {"chapter": "ch01_...", "title": "...", "metrics": {...},
-     "claims": [{"claim": ..., "setting": ..., "paper": ..., "ours": ..., "verdict": ..., "section": ...}],
+     "claims": [{"claim": ..., "setting": ..., "paper": 0.94 or {"op": ">", "value": 0}, "ours": ...,
+                 "n": ..., "interval": [lo, hi], "verdict": ..., "tolerance": ..., "no_effect": ...,
+                 "measured_at": ..., "estimator": ..., "confidence": 0.95, "section": ..., "note": ...,
+                 "reason": ..., "groups": [n1, n2] or null}],
      "timings": {"stage": seconds}, "parameters": {...}}
+
+Claims are :class:`advxai.claims.Claim` records (their constructors decide the verdict with the
+book's one rule). The older :class:`Claim` / :func:`verdict` / :func:`claims_frame` of this module
+are deprecated: they remain only until every chapter builds its claims with :mod:`advxai.claims`;
+their records are written with the same fields, ``n`` and ``interval`` empty and ``measured_at``
+``"unknown"``.
 """
 from __future__ import annotations
 
@@ -23,13 +32,17 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import claims as _claims
+
 __all__ = ["Claim", "verdict", "claims_frame", "Timings", "save_metrics", "load_metrics", "book_dir", "glue", "show"]
 
-VERDICTS = ("reproduced", "same direction", "not reproduced", "not measured")
+VERDICTS = _claims.VERDICTS
 
 
 def verdict(paper: float, ours: float, tolerance: float, direction: Callable[[float], bool] | None = None) -> str:
-    """``reproduced`` when ``|ours - paper| <= tolerance``; ``same direction`` when ``direction(ours)``
+    """Deprecated: decide verdicts with :mod:`advxai.claims` (an interval, one rule for the book).
+
+    ``reproduced`` when ``|ours - paper| <= tolerance``; ``same direction`` when ``direction(ours)``
     holds (the qualitative claim: e.g. ``lambda v: v > 0.5``); otherwise ``not reproduced``."""
     if ours is None or (isinstance(ours, float) and math.isnan(ours)):
         return "not measured"
@@ -42,7 +55,8 @@ def verdict(paper: float, ours: float, tolerance: float, direction: Callable[[fl
 
 @dataclass
 class Claim:
-    """One headline claim of a paper beside this reproduction's number."""
+    """Deprecated: one headline claim without ``n`` or interval; build :class:`advxai.claims.Claim`
+    records with the constructors of :mod:`advxai.claims` instead."""
 
     claim: str
     setting: str  # the paper's setting and ours, e.g. "MNIST, FGSM eps=0.1 | digits, digits_cnn"
@@ -58,9 +72,23 @@ class Claim:
 
 
 def claims_frame(claims: list[Claim]):
+    """Deprecated: :func:`advxai.claims.frame` shows the new records (this delegates to it for them)."""
     import pandas as pd
 
+    claims = list(claims)
+    if claims and all(isinstance(c, _claims.Claim) for c in claims):
+        return _claims.frame(claims)
     return pd.DataFrame([asdict(c) for c in claims])[["claim", "setting", "paper", "ours", "verdict", "note"]]
+
+
+def claim_record(c) -> dict:
+    """The JSON record of a claim: an :class:`advxai.claims.Claim`, or a deprecated :class:`Claim` (its
+    missing fields empty, ``measured_at`` ``"unknown"``)."""
+    if isinstance(c, _claims.Claim):
+        return _plain(c.to_dict())
+    if isinstance(c, Claim):
+        return _plain(_claims.record(asdict(c)))
+    raise TypeError(f"claims must be advxai.claims.Claim records, got {type(c).__name__}")
 
 
 @dataclass
@@ -107,12 +135,13 @@ def _plain(obj: Any) -> Any:
 
 def save_metrics(chapter: str, title: str, metrics: dict, claims: list[Claim] = (), timings: Timings | None = None,
                  parameters: dict | None = None) -> Path:
-    """Write ``<book dir>/<chapter>.metrics.json`` atomically and return its path."""
+    """Write ``<book dir>/<chapter>.metrics.json`` atomically and return its path. ``claims`` are
+    :class:`advxai.claims.Claim` records (deprecated :class:`Claim` records are still accepted)."""
     payload = {
         "chapter": chapter,
         "title": title,
         "metrics": _plain(metrics),
-        "claims": [_plain(asdict(c)) for c in claims],
+        "claims": [claim_record(c) for c in claims],
         "timings": _plain(timings.seconds if timings else {}),
         "parameters": _plain(parameters or {}),
     }
