@@ -7,30 +7,46 @@ checksum or key does not match is treated as missing and rebuilt, never loaded.
 """
 from __future__ import annotations
 
+import ast
 import contextlib
+import functools
 import hashlib
+import importlib
+import inspect
 import json
 import os
 import random
 import socket
 import tempfile
 import warnings
+import weakref
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 
 __all__ = [
     "resolve_device",
+    "module_device",
     "seed_everything",
+    "strict_fp32",
     "cache_dir",
     "cache_key",
     "cache_path",
     "atomic_save",
     "load_checkpoint",
     "cached",
+    "cache_lookup",
+    "cache_store",
+    "MISSING",
     "CacheCorrupted",
+    "model_digest",
+    "code_digest",
+    "in_worker",
+    "worker_mode",
+    "refuse_in_worker",
+    "WorkerForbidden",
     "forbid_network",
     "NetworkForbidden",
 ]
@@ -62,6 +78,19 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     raise ValueError(f"unknown device {device!r}; valid: 'auto', 'cpu', 'cuda', 'cuda:N'")
 
 
+def module_device(module: torch.nn.Module) -> torch.device:
+    """The device a module's tensors live on: its first buffer's, else its first parameter's.
+
+    Buffers come first because the study's classifiers hold their normalisation there and freeze
+    their parameters; a module with neither (a pure function of its input) runs wherever its
+    input is, and counts as on the CPU."""
+    for tensor in module.buffers():
+        return tensor.device
+    for tensor in module.parameters():
+        return tensor.device
+    return torch.device("cpu")
+
+
 # --------------------------------------------------------------------------- seeds
 
 
@@ -69,7 +98,8 @@ def seed_everything(seed: int = 0, deterministic: bool = True) -> torch.Generato
     """Seed Python, NumPy and torch; with ``deterministic`` ask torch for deterministic kernels.
 
     On the CPU this makes runs bit-for-bit repeatable (same machine, same thread count). On CUDA
-    it selects deterministic algorithms where torch has them and warns where it does not.
+    it selects deterministic algorithms where torch has them and warns where it does not, and
+    switches TensorFloat-32 off (:func:`strict_fp32`), so a GPU run computes in fp32 as the CPU does.
     Returns a ``torch.Generator`` seeded with ``seed`` for code that wants its own stream.
     """
     if not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -84,7 +114,26 @@ def seed_everything(seed: int = 0, deterministic: bool = True) -> torch.Generato
         torch.backends.cudnn.deterministic = True
         # cuBLAS needs this for deterministic matrix products on CUDA.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        strict_fp32()
     return torch.Generator().manual_seed(seed)
+
+
+def strict_fp32() -> None:
+    """fp32 arithmetic throughout on CUDA: no TensorFloat-32 in matrix products or convolutions.
+
+    PyTorch lets cuDNN convolutions use TF32 (a 10-bit mantissa) by default on Ampere and later GPUs,
+    so a "fp32" GPU run would silently differ from the CPU's arithmetic far beyond the last bits.
+    The study's default is strict fp32; :func:`advxai.accelerate.fast_math` opts into TF32 for a block.
+    Uses the per-backend ``fp32_precision`` settings where torch has them (mixing them with the older
+    ``allow_tf32`` flags is an error in recent torch), the older flags otherwise.
+    """
+    matmul, conv = torch.backends.cuda.matmul, getattr(torch.backends.cudnn, "conv", None)
+    if hasattr(matmul, "fp32_precision") and hasattr(conv, "fp32_precision"):
+        matmul.fp32_precision = "ieee"
+        conv.fp32_precision = "ieee"
+    else:
+        matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
 
 
 # --------------------------------------------------------------------------- cache
@@ -198,13 +247,13 @@ def remove_entry(path: str | os.PathLike) -> None:
             p.unlink()
 
 
-def cached(kind: str, spec: dict, build: Callable[[], Any], map_location: str | torch.device = "cpu") -> Any:
-    """Return the artifact described by ``spec``, building and storing it on a miss.
+MISSING = object()  # what cache_lookup returns for an entry that is not there
 
-    The stored object is ``{"spec": spec, "payload": build()}``; on load the spec is compared with
-    the one asked for, so a hash collision or a renamed file can never return the wrong thing.
-    A corrupted entry is reported, deleted and rebuilt.
-    """
+
+def cache_lookup(kind: str, spec: dict, map_location: str | torch.device = "cpu") -> Any:
+    """The payload stored for ``spec``, or :data:`MISSING` when there is none (a damaged entry is
+    reported, deleted and counts as missing). :func:`cached` is this plus :func:`cache_store`; the
+    engine uses the two halves because its shards are built elsewhere and stored as they arrive."""
     path = cache_path(kind, spec)
     if path.exists():
         try:
@@ -213,11 +262,172 @@ def cached(kind: str, spec: dict, build: Callable[[], Any], map_location: str | 
                 raise CacheCorrupted(f"{path}: stored spec does not match the one asked for")
             return entry["payload"]
         except CacheCorrupted as exc:
-            warnings.warn(f"rebuilding a damaged cache entry: {exc}", stacklevel=2)
+            warnings.warn(f"rebuilding a damaged cache entry: {exc}", stacklevel=3)
             remove_entry(path)
+    return MISSING
+
+
+def cache_store(kind: str, spec: dict, payload: Any) -> Path:
+    """Store ``payload`` for ``spec`` atomically (with the spec beside it, checked on load)."""
+    return atomic_save({"spec": _canonical(spec), "payload": payload}, cache_path(kind, spec))
+
+
+def cached(kind: str, spec: dict, build: Callable[[], Any], map_location: str | torch.device = "cpu") -> Any:
+    """Return the artifact described by ``spec``, building and storing it on a miss.
+
+    The stored object is ``{"spec": spec, "payload": build()}``; on load the spec is compared with
+    the one asked for, so a hash collision or a renamed file can never return the wrong thing.
+    A corrupted entry is reported, deleted and rebuilt.
+    """
+    payload = cache_lookup(kind, spec, map_location)
+    if payload is not MISSING:
+        return payload
+    # Every expensive artifact (a model, a decoder, a patch ...) is built here; a cluster worker
+    # that got this far would train it silently, once per worker, in a cache nobody reads.
+    refuse_in_worker(f"build the cache entry {kind}/{cache_path(kind, spec).name}")
     payload = build()
-    atomic_save({"spec": _canonical(spec), "payload": payload}, path)
+    cache_store(kind, spec, payload)
     return payload
+
+
+# --------------------------------------------------------------------------- digests of weights and code
+
+# module -> (fingerprint of its tensors, digest): hashing a ResNet-50's 100 MB of weights costs a
+# fraction of a second, and the same model is digested once per cache key it enters.
+_MODEL_DIGESTS: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, str]]" = weakref.WeakKeyDictionary()
+
+
+def _tensor_fingerprint(state: dict[str, torch.Tensor]) -> tuple:
+    # A tensor's version counter moves on every in-place change (an optimiser step, load_state_dict,
+    # copy_), so a module trained further after its first digest is digested again.
+    return tuple((name, t.data_ptr(), t._version, t.dtype, tuple(t.shape), str(t.device)) for name, t in state.items())
+
+
+def model_digest(module: torch.nn.Module) -> str:
+    """A short SHA-256 digest of a module's parameters and buffers (its state dict), names included.
+
+    Every cache entry derived from a model carries it, so retraining or fixing the model makes the
+    entries derived from the old weights unreachable instead of silently reused. Cached per module
+    object and recomputed only when one of its tensors changed in place or was replaced.
+    """
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"model_digest takes a torch.nn.Module, got {type(module).__name__}")
+    state = module.state_dict(keep_vars=True)
+    fingerprint = _tensor_fingerprint(state)
+    known = _MODEL_DIGESTS.get(module)
+    if known is not None and known[0] == fingerprint:
+        return known[1]
+    h = hashlib.sha256()
+    for name, t in sorted(state.items()):
+        h.update(name.encode())
+        # the raw bytes of any dtype (numpy has no bfloat16); for float32 this equals .numpy().tobytes()
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    digest = h.hexdigest()[:16]
+    _MODEL_DIGESTS[module] = (fingerprint, digest)
+    return digest
+
+
+@functools.lru_cache(maxsize=None)
+def _module_source_digest(module_name: str) -> str:
+    """A digest of a module's code: its syntax tree without docstrings, so editing a comment or a
+    docstring keeps the artifacts built by it, while any change to what it computes does not."""
+    module = importlib.import_module(module_name)
+    try:
+        tree = ast.parse(inspect.getsource(module))
+    except (OSError, TypeError, SyntaxError):  # no source (compiled, frozen): its name and version stand in
+        return hashlib.sha256(f"{module_name} {getattr(module, '__version__', '')}".encode()).hexdigest()[:12]
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:12]
+
+
+def _code_modules(obj: Any, package: str, found: set[str], seen: set[int], depth: int) -> None:
+    if depth < 0 or id(obj) in seen or isinstance(obj, (str, bytes, int, float, bool, type(None), torch.Tensor)):
+        return
+    seen.add(id(obj))
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        for item in obj:
+            _code_modules(item, package, found, seen, depth - 1)
+        return
+    if isinstance(obj, dict):
+        for item in obj.values():
+            _code_modules(item, package, found, seen, depth - 1)
+        return
+    if inspect.ismethod(obj):
+        obj = obj.__func__
+    if inspect.isfunction(obj):
+        if (obj.__module__ or "").startswith(package):
+            found.add(obj.__module__)
+        for cell in obj.__closure__ or ():  # a schedule made by a factory keeps its settings in cells
+            with contextlib.suppress(ValueError):
+                _code_modules(cell.cell_contents, package, found, seen, depth - 1)
+        return
+    cls = obj if inspect.isclass(obj) else type(obj)
+    mine = [c.__module__ for c in cls.__mro__ if c.__module__.startswith(package)]
+    found.update(mine)
+    # The model's own code is covered by its weights' digest (its training key holds its source);
+    # other torch modules are library code.
+    if mine and not inspect.isclass(obj) and not isinstance(obj, torch.nn.Module):
+        for value in vars(obj).values():
+            _code_modules(value, package, found, seen, depth - 1)
+
+
+def code_digest(*objects: Any, package: str = "advxai.") -> str:
+    """A digest of the package's code an object runs: the modules defining its class and base
+    classes, and, recursively, those of the objects it holds (an attack's interpreter, its objective
+    terms, its step schedules). Torch modules held inside (the model) are not followed: their weights'
+    digest stands for them. Helpers called but not held are not seen: the digest is a cheap guard
+    that a fix to an attack invalidates its cached images, not a proof of dependence.
+    """
+    found: set[str] = set()
+    seen: set[int] = set()
+    for obj in objects:
+        _code_modules(obj, package, found, seen, depth=4)
+    h = hashlib.sha256()
+    for name in sorted(found):
+        h.update(f"{name}:{_module_source_digest(name)};".encode())
+    return h.hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------- cluster workers
+
+WORKER_ENV = "ADVXAI_WORKER"
+
+
+class WorkerForbidden(RuntimeError):
+    """Raised when a cluster worker is asked to train or download something."""
+
+
+def in_worker() -> bool:
+    """Whether this process is running a task of :mod:`advxai.engine` on a cluster worker."""
+    return os.environ.get(WORKER_ENV, "") not in ("", "0")
+
+
+@contextlib.contextmanager
+def worker_mode() -> Iterator[None]:
+    """Mark the process as a worker while the block runs (the engine wraps every remote task in it)."""
+    before = os.environ.get(WORKER_ENV)
+    os.environ[WORKER_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(WORKER_ENV, None)
+        else:
+            os.environ[WORKER_ENV] = before
+
+
+def refuse_in_worker(action: str) -> None:
+    """Raise :class:`WorkerForbidden` when called on a worker: models, decoders and weights reach
+    workers through the object store, built once by the driver, never trained or downloaded there."""
+    if in_worker():
+        raise WorkerForbidden(
+            f"a cluster worker was asked to {action}; workers never train, build cached artifacts or download. "
+            "Build it on the driver (get_model, the interpreter, ...) before the sharded run and hand it to the "
+            "task through the engine's objects (they travel through Ray's object store).")
 
 
 # --------------------------------------------------------------------------- network guard

@@ -127,3 +127,14 @@ def test_embedded_data_and_models_load_offline(tmp_path):
     env = {**os.environ, "ADVXAI_FORBID_NETWORK": "1"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert out.stdout.strip().endswith("offline-ok"), out.stderr[-2000:]
+
+
+def test_seed_everything_switches_tf32_off():
+    import torch
+
+    from advxai.accelerate import tf32_state
+    from advxai.runtime import seed_everything
+
+    seed_everything(0)
+    assert tf32_state() == {"matmul": "ieee", "conv": "ieee"}
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
