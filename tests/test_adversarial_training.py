@@ -126,3 +126,17 @@ def test_replace_head_keeps_features():
     assert new(x).shape == (2, 3) and model(x).shape == (2, 10)
     assert torch.equal(new.features(x), model.features(x))
     assert not any(p.requires_grad for p in new.parameters())
+
+
+def test_adversarial_training_as_a_defense_labels_with_the_robust_copy():
+    from advxai.defenses.adversarial_training import AdversarialTraining
+    from advxai.defenses.base import Defense
+
+    from .helpers import tiny_classifier
+
+    plain, robust = tiny_classifier(seed=0), tiny_classifier(seed=1)
+    x = torch.rand(6, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    defense = AdversarialTraining(plain, robust=robust, batch_size=4)
+    assert isinstance(defense, Defense) and defense.kind == "defense" and defense.model is robust
+    assert torch.equal(defense.predict(x), robust(x).argmax(1))
+    assert defense.accuracy(x, robust(x).argmax(1)) == 1.0

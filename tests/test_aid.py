@@ -9,18 +9,18 @@ from advxai.attacks import ADV2, random_targets
 from advxai.defenses.aid import AIDConfig, aid_loss, aid_rts
 from advxai.interpreters.rts import RTS, RTSConfig, encoder_layers, train_rts
 
-from .helpers import tiny_classifier
+from .helpers import one_thread, smoke_model, tiny_classifier
 
 
 @pytest.fixture(scope="module")
 def shapes_rts():
     from advxai.data import get_dataset
-    from advxai.models import get_model
 
-    model = get_model("shapes_resnet", device="cpu", train_budget="smoke")
+    model = smoke_model("shapes_resnet")
     cfg = RTSConfig(steps=25, batch_size=8, lr=1e-2, width=16, fake_fraction=0.0)
     train = get_dataset("shapes", "train", n=300)
-    payload = train_rts(model, encoder_layers(model), cfg, torch.device("cpu"), dataset=train, progress=False)
+    with one_thread():
+        payload = train_rts(model, encoder_layers(model), cfg, torch.device("cpu"), dataset=train, progress=False)
     return model, RTS(model, config=cfg, payload=payload), train
 
 
@@ -77,3 +77,28 @@ def test_aid_bad_input():
         aid_rts(get_interpreter("cam", model))
     with pytest.raises(ValueError, match="train_budget"):
         aid_rts(None, train_budget="huge")
+
+
+def test_adaptive_aid_is_adv2_against_rts_aid_with_the_detectors_map_agreement(shapes_rts):
+    from advxai.attacks import get_attack
+    from advxai.attacks.adv2 import adv2_settings
+    from advxai.defenses.aid import AdaptiveAID, AIDDetector, MapAgreement
+
+    model, rts, train = shapes_rts
+    control = RTS(model, config=rts.config, payload=rts.state_dict_payload())
+    with torch.no_grad():  # a second decoder that draws different maps, standing in for RTS^A
+        for p in control.decoder.parameters():
+            p.mul_(0.5)
+    detector = AIDDetector(model, rts=rts, rts_aid=control)
+    b = train.batch(torch.arange(4))
+    t = random_targets(b.y, model.info.num_classes, 1)
+    settings = dict(eps=0.05, alpha=0.01, warm_steps=2, steps=3, seed=0)
+    attack = get_attack("adaptive_aid", model, detector=detector, match_weight=5.0, budget="smoke", **settings)
+    assert isinstance(attack, AdaptiveAID) and attack.interpreter is control
+    composed = ADV2(model, control, terms=[(5.0, MapAgreement(rts, control))], **{**adv2_settings("rts", "smoke"),
+                                                                                 **settings})
+    assert torch.equal(attack(b.x, b.y, t).x_adv, composed(b.x, b.y, t).x_adv)
+    with pytest.raises(ValueError, match="match_weight must be >= 0"):
+        AdaptiveAID(model, detector, match_weight=-1.0)
+    with pytest.raises(ValueError, match="watch the attacked model"):
+        AdaptiveAID(tiny_classifier(in_channels=3, size=64), detector)

@@ -2,12 +2,15 @@ import pytest
 import torch
 
 from advxai import arena
-from advxai.arena import (Arena, ArenaAttack, Detector, FeatureSqueezingDetector, HeatAndBlurChange, IGMasking,
-                          MultiInterpreter, SJEDisagreement, Undefended, as_result, detection_rate, get_member,
-                          matrix, study_attacks, threshold_at_fpr)
-from advxai.attributes import SJE
+from advxai.arena import (Arena, ArenaAttack, Detector, Undefended, as_result, detection_rate, get_member, matrix,
+                          study_attacks, threshold_at_fpr)
+from advxai.attributes import SJE, SJEDisagreement
+from advxai.defenses.causal_masking import CausalMasking
+from advxai.defenses.feature_squeezing import FeatureSqueezing
+from advxai.defenses.heat_and_blur import HeatAndBlurChange
+from advxai.defenses.multi_interpreter import MultiInterpreterDetector
 
-from .helpers import batch, tiny_classifier
+from .helpers import batch, smoke_model, tiny_classifier
 
 
 def test_threshold_flags_at_most_the_stated_share_of_benign_scores():
@@ -60,9 +63,9 @@ def test_arena_records_detection_rates_and_robust_accuracy():
     half = as_result(model, x, torch.cat([bright[:5], x[5:]]), y)
     half.success[:] = True
     a = Arena({"toy": MeanBrightness(model, fpr=0.1), "none": Undefended(model)}, model)
-    with pytest.raises(RuntimeError, match="fit"):
+    with pytest.raises(RuntimeError, match="calibrate the arena"):
         a.evaluate({"bright": res}, x, y)
-    a.fit(calib)
+    a.calibrate(calib)
     df = a.evaluate({"bright": res, "half": half}, x, y, adaptive={"half": "toy"})
     assert len(df) == 2 * 3
     toy = df[df.member == "toy"].set_index("attack")
@@ -88,8 +91,8 @@ def test_sje_disagreement_flags_inputs_where_sje_and_softmax_disagree():
     det = SJEDisagreement(model, fpr=0.05, sje=agree)
     soft, sje_pred = det.predictions(x.to(model.device))
     assert torch.equal(soft, sje_pred)
-    assert torch.all(det.scores(x) == 0)
-    det.fit(x)
+    assert torch.all(det.score(x) == 0)
+    det.calibrate(x)
     assert det.threshold == 0.0 and not det.detect(x).any()
     det.sje = shifted
     soft, sje_pred = det.predictions(x.to(model.device))
@@ -104,27 +107,38 @@ def test_unknown_member_lists_the_valid_ones():
                                          "feature_squeezing, heat_and_blur, heat_and_blur_change, ig_masking"):
         get_member("squeeze", model)
     assert isinstance(get_member("undefended", model), Undefended)
+    with pytest.raises(ValueError, match="unknown arena member 'ig'"):
+        arena.build_members(["undefended"], model, settings={"ig": {}})
 
 
-def test_wrapped_detectors_score_and_fit_on_a_tiny_model():
+def test_members_are_the_defenses_own_classes_on_a_tiny_model():
     model = tiny_classifier(in_channels=3, size=16)
     x, y = batch(model, n=8)
+    calib = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     noisy = (x + 0.3 * torch.randn_like(x)).clamp(0, 1)
-    members = {"ig": IGMasking(model, epsilon=0.05, max_delta=0.5, ig_steps=4),
-               "fs": FeatureSqueezingDetector(model),
-               "hb": HeatAndBlurChange(model),
-               "mi": MultiInterpreter(model, interpreters=("grad", "cam"), n_estimators=5)}
+    members = arena.build_members(
+        ["ig_masking", "feature_squeezing", "heat_and_blur_change", "multi_interpreter", "heat_and_blur"], model,
+        fpr=0.05, settings={"ig_masking": dict(epsilon=0.05, max_delta=0.5, ig_steps=4),
+                            "multi_interpreter": dict(n_estimators=5), "heat_and_blur": dict(sigma=2.0)})
+    kinds = [CausalMasking, FeatureSqueezing, HeatAndBlurChange, MultiInterpreterDetector]
+    assert all(isinstance(m, k) for m, k in zip(members.values(), kinds))
+    assert list(members) == ["IG masking", "feature squeezing", "H&B change", "multi-interpreter", "heat and blur"]
+    assert members["heat and blur"].sigma == 2.0 and members["IG masking"].fpr == 0.05
     a = Arena(members, model)
-    with pytest.raises(ValueError, match="supervised: learn"):
-        members["mi"].fit(x)
-    a.fit(x, noisy)
-    mi = MultiInterpreter(model, interpreters=("grad",), n_estimators=5).learn(x, noisy)
-    assert mi.learned and mi.fit(x).threshold is not None  # learned elsewhere, thresholded on all of x
+    with pytest.raises(RuntimeError, match="'multi-interpreter' is supervised and not fitted"):
+        a.calibrate(calib)
+    with pytest.raises(ValueError, match="supervised: fit"):
+        members["multi-interpreter"].fit(x)
+    members["multi-interpreter"].fit(x, noisy)
+    with pytest.raises(ValueError, match="calibration images were used to fit"):
+        a.calibrate(x)
+    a.calibrate(calib)
     for label, m in members.items():
-        s = m.scores(noisy)
-        assert s.shape == (8,) and torch.isfinite(s).all(), label
-        assert m.benign_calibration_rate <= m.fpr + 1e-9
-    ig = members["ig"].scores(x)
+        if m.kind == "detector":
+            s = m.score(noisy)
+            assert s.shape == (8,) and torch.isfinite(s).all() and s.dtype == torch.float64, label
+            assert m.benign_calibration_rate <= m.fpr + 1e-9
+    ig = members["IG masking"].score(x)
     assert (ig <= 0).all() and (ig >= -0.55).all()  # -rho, an unchanged label at -(max_delta + epsilon)
     df = a.evaluate({"noise": as_result(model, x, noisy, y)}, x, y)
     assert set(df.member) == set(members)
@@ -163,7 +177,7 @@ def test_adaptive_kinds_are_crafted_and_cached(tmp_path, monkeypatch):
     import advxai.data
     import advxai.models
 
-    net = advxai.models.get_model("shapes_resnet", device="cpu", train_budget="smoke")  # the shared cache's
+    net = smoke_model("shapes_resnet")
     data = advxai.data.get_dataset("shapes", split="test")
     monkeypatch.setattr(advxai.models, "get_model", lambda *a, **k: net)
     monkeypatch.setattr(advxai.data, "get_dataset", lambda *a, **k: data)

@@ -1,5 +1,6 @@
 """The arena's additions for chapter 3's interpreters and defenses: the AID detector, ADV² against MASK
 and RTS, the white-box attack on adversarial training, and the chapter's own claims."""
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -8,7 +9,7 @@ from advxai import arena
 from advxai.arena import AIDDetector, ArenaAttack, MapAgreement, cross_claims, map_disagreement, study_attacks
 from advxai.attacks.objectives import AttackState
 
-from .helpers import batch, tiny_classifier
+from .helpers import batch, smoke_model, tiny_classifier
 
 
 class FakeRTS:
@@ -38,7 +39,7 @@ def test_aid_detector_flags_inputs_whose_two_maps_differ():
     g = torch.Generator().manual_seed(0)
     calib = torch.rand(40, 3, 16, 16, generator=g) * 0.4  # benign: dark, where both decoders agree
     bright = (torch.rand(6, 3, 16, 16, generator=g) * 0.3 + 0.6)
-    det = AIDDetector(model, fpr=0.05, rts=FakeRTS(model), rts_aid=FakeRTS(model, gain=0.2, cut=0.5)).fit(calib)
+    det = AIDDetector(model, fpr=0.05, rts=FakeRTS(model), rts_aid=FakeRTS(model, gain=0.2, cut=0.5)).calibrate(calib)
     assert det.benign_calibration_rate == 0.0 and det.threshold == 0.0
     assert det.detect(bright).all() and not det.detect(calib).any()
     with pytest.raises(ValueError, match="RTS interpreter of the detector's model"):
@@ -62,6 +63,20 @@ def test_study_attacks_add_adv2_on_mask_and_rts_and_the_white_box_attack_on_adve
         ArenaAttack("x", "pgd", kind="robust")
 
 
+def test_adaptive_rows_name_the_member_and_the_attack_they_extend():
+    specs = study_attacks("smoke", num_classes=20, robust=dict(eps=0.06))
+    assert arena.adaptive_rows(specs) == {
+        "adaptive ADV² (CAM) vs FS": ("feature_squeezing", "ADV² (CAM)"),
+        "PGD in Algorithm 2 vs H&B": ("heat_and_blur", "PGD"),
+        "ADV² (RTS^A)": ("aid", "ADV² (RTS)"),
+        "adaptive ADV² vs AID": ("aid", "ADV² (RTS)"),
+        "PGD vs adv. training": ("adversarial_training", "PGD")}
+    del specs["pgd"]  # a row whose base attack is left out of the arena is not paired
+    assert "PGD vs adv. training" not in arena.adaptive_rows(specs)
+    with pytest.raises(ValueError, match="unknown arena member 'squeezing'"):
+        ArenaAttack("x", "pgd", adapts_to="squeezing")
+
+
 def test_craft_attacks_only_the_first_max_images(monkeypatch):
     import advxai.attacks as attacks
 
@@ -78,7 +93,7 @@ def test_rts_and_robust_kinds_are_crafted_and_cached(tmp_path, monkeypatch):
     import advxai.data
     import advxai.models
 
-    net = advxai.models.get_model("shapes_resnet", device="cpu", train_budget="smoke")  # the shared cache's
+    net = smoke_model("shapes_resnet")
     monkeypatch.setenv("ADVXAI_CACHE", str(tmp_path / "cache"))  # decoders, robust model and sets: an empty cache
     monkeypatch.setattr(advxai.models, "get_model", lambda *a, **k: net)
     spec = ArenaAttack("ada", "adv2", {"budget": "smoke", "eps": 0.031, "steps": 2, "warm_steps": 2, "rts_steps": 2,
@@ -99,39 +114,90 @@ def test_rts_and_robust_kinds_are_crafted_and_cached(tmp_path, monkeypatch):
 
 
 def _records(cells):
+    """Records as Arena.evaluate writes them: per cell the per-image hits and which images they are."""
     rows = []
-    for (attack, member, kind), (value, n) in cells.items():
-        rows.append(dict(attack=attack, member=member, kind=kind, value=value, n=n))
+    for (attack, member, kind), (images, hits) in cells.items():
+        hits = np.asarray(hits, dtype=float)
+        rows.append(dict(attack=attack, member=member, kind=kind, value=hits.mean() if len(hits) else float("nan"),
+                         n=len(hits), hits=hits, images=np.asarray(images)))
     return pd.DataFrame(rows)
 
 
-def test_cross_claims_read_their_verdicts_off_the_matrix():
+def _flags(n, k):
+    return [1.0] * k + [0.0] * (n - k)
+
+
+def test_cross_claims_measure_differences_of_pooled_rates_with_intervals_over_images():
+    from advxai import claims as C
+    from advxai.arena import weighted
+
     D, F = "detector", "defense"
-    cells = {("benign", "IG", D): (0.05, 10), ("benign", "AID", D): (0.05, 10), ("benign", "H&B", F): (1.0, 10),
-             ("benign", "none", F): (1.0, 10),
-             ("PGD", "IG", D): (0.8, 10), ("PGD", "AID", D): (0.6, 10), ("PGD", "H&B", F): (0.5, 10),
-             ("PGD", "none", F): (0.0, 10),
-             ("ADV² (RTS)", "IG", D): (0.2, 5), ("ADV² (RTS)", "AID", D): (0.7, 5), ("ADV² (RTS)", "H&B", F): (0.9, 5),
-             ("ADV² (RTS)", "none", F): (0.0, 5),
-             ("ada", "IG", D): (0.2, 5), ("ada", "AID", D): (0.1, 5), ("ada", "H&B", F): (0.9, 5),
-             ("ada", "none", F): (0.0, 5)}
-    claims = cross_claims(_records(cells), aware=["ADV² (RTS)", "missing row"], attribution_detectors=["IG", "AID"],
-                          adv2=["ADV² (RTS)"], adaptive=[("ada", "ADV² (RTS)", "AID"), ("ada", "nope", "AID")],
-                          heat_and_blur="H&B", undefended="none", aid="AID", sections={"aware": "s-aware"})
-    by = {c.claim.split(":")[0].split(" (")[0]: c for c in claims}
-    assert len(claims) == 4  # the adaptive pair with an absent base row is left out
-    aware = by["An interpretation-aware attack"]
-    # IG sees them much less (0.2 vs 0.8), AID more (0.7 vs 0.6): lower on average only -> same direction
-    assert aware.verdict == "same direction" and aware.ours == pytest.approx(0.45) and aware.section == "s-aware"
-    assert by["Heat and blur removes ADV²'s effect"].verdict == "reproduced"
-    assert by["AID"].verdict == "reproduced" and by["AID"].ours == pytest.approx(0.7)
-    assert by["An attacker who knows AID evades it"].verdict == "reproduced"
-    cells[("ADV² (RTS)", "H&B", F)] = (0.3, 5)  # above the undefended model's 0, below one half
-    cells[("ada", "AID", D)] = (0.65, 5)  # lower than 0.7 by less than the margin
-    claims = cross_claims(_records(cells), aware=["ADV² (RTS)"], attribution_detectors=["IG"], adv2=["ADV² (RTS)"],
-                          adaptive=[("ada", "ADV² (RTS)", "AID")], heat_and_blur="H&B", undefended="none")
-    assert [c.verdict for c in claims] == ["reproduced", "same direction", "reproduced", "same direction"]
-    cells[("ADV² (RTS)", "AID", D)] = (0.05, 5)  # the plain attack is hardly flagged: nothing left to evade
-    last = cross_claims(_records(cells), aware=[], attribution_detectors=[], adv2=[],
+    ids = np.arange(100, 140)  # 40 attacked images
+    fooled = ids[:30]  # ADV²'s successful images
+    cells = {("benign", "IG", D): (ids, _flags(40, 2)), ("benign", "AID", D): (ids, _flags(40, 2)),
+             ("benign", "H&B", F): (ids, _flags(40, 40)), ("benign", "none", F): (ids, _flags(40, 40)),
+             ("PGD", "IG", D): (ids, _flags(40, 36)), ("PGD", "AID", D): (ids, _flags(40, 20)),
+             ("PGD", "H&B", F): (ids, _flags(40, 20)), ("PGD", "none", F): (ids, _flags(40, 0)),
+             ("ADV² (RTS)", "IG", D): (fooled, _flags(30, 3)), ("ADV² (RTS)", "AID", D): (fooled, _flags(30, 28)),
+             ("ADV² (RTS)", "H&B", F): (ids, _flags(40, 35)), ("ADV² (RTS)", "none", F): (ids, _flags(40, 10)),
+             ("ada", "IG", D): (fooled, _flags(30, 3)), ("ada", "AID", D): (fooled, _flags(30, 3)),
+             ("ada", "H&B", F): (ids, _flags(40, 35)), ("ada", "none", F): (ids, _flags(40, 10))}
+    setting = C.Setting("ImageNet, ResNet-50", data="shapes", model="shapes_resnet", paper_data="imagenet",
+                        paper_model="resnet50")
+    records = _records(cells)
+    claims = cross_claims(records, universe=ids, setting=setting, aware=["ADV² (RTS)", "missing row"],
+                          attribution_detectors=["IG", "AID", "absent"], adv2=["ADV² (RTS)"],
+                          adaptive=[("ada", "ADV² (RTS)", "AID"), ("ada", "nope", "AID")], heat_and_blur="H&B",
+                          undefended="none", aid="AID", sections={"aware": "s-aware"}, n_resamples=2000)
+    assert len(claims) == 7 and all(c.measured_at == "stand-in" and c.n in (None, 40) for c in claims)
+    ig, aid_aware, absent, hb, aid, ada, nope = claims
+    # IG flags ADV² on 3 of 30 fooled images against PGD's 36 of 40: the whole interval below 0
+    assert ig.ours == pytest.approx(0.1 - 0.9) and ig.section == "s-aware" and ig.verdict == "reproduced"
+    assert ig.ours == pytest.approx(weighted(records, ["ADV² (RTS)"], "IG") - weighted(records, ["PGD"], "IG"))
+    assert ig.interval[0] <= ig.ours <= ig.interval[1] < 0
+    assert aid_aware.ours == pytest.approx(28 / 30 - 0.5) and aid_aware.verdict == "not reproduced"
+    assert absent.verdict == "not measured" and absent.reason
+    assert hb.ours == pytest.approx(35 / 40 - 10 / 40) and hb.verdict == "reproduced"
+    assert aid.ours == pytest.approx(28 / 30 - 2 / 40) and aid.verdict == "reproduced"
+    assert ada.ours == pytest.approx(0.1 - 28 / 30) and ada.verdict == "reproduced"
+    assert nope.verdict == "not measured" and "did not run" in nope.reason
+    # a detector that hardly flags PGD leaves an interpretation-aware attack nothing to evade
+    cells[("PGD", "IG", D)] = (ids, _flags(40, 2))
+    quiet = cross_claims(_records(cells), universe=ids, setting=setting, aware=["ADV² (RTS)"],
+                         attribution_detectors=["IG"], adv2=[], n_resamples=500)[0]
+    assert quiet.verdict == "not measured" and "nothing left to evade" in quiet.reason
+    # a small difference on few images is inconclusive, not a verdict either way
+    cells[("ada", "AID", D)] = (fooled, _flags(30, 26))
+    small = cross_claims(_records(cells), universe=ids, setting=setting, aware=[], attribution_detectors=[], adv2=[],
+                         adaptive=[("ada", "ADV² (RTS)", "AID")], n_resamples=2000)[-1]
+    assert small.ours == pytest.approx(26 / 30 - 28 / 30) and small.verdict == "inconclusive"
+    # the plain attack is hardly flagged: nothing left to evade
+    cells[("ADV² (RTS)", "AID", D)] = (fooled, _flags(30, 2))
+    last = cross_claims(_records(cells), universe=ids, setting=setting, aware=[], attribution_detectors=[], adv2=[],
                         adaptive=[("ada", "ADV² (RTS)", "AID")])[-1]
-    assert last.verdict == "not measured" and "already at 0.05" in last.note
+    assert last.verdict == "not measured" and "nothing left to evade" in last.reason
+
+
+def test_cluster_interval_resamples_an_image_with_all_its_cells():
+    from advxai.arena import cluster_interval, pooled
+
+    ids = np.arange(10, 30)
+    # every image flagged in row A and never in row B: the difference is 1 on every resample
+    records = _records({("A", "d", "detector"): (ids, _flags(20, 20)), ("B", "d", "detector"): (ids, _flags(20, 0))})
+    hits, count = pooled(records, ["A", "B"], "d", ids)
+    assert hits.tolist() == [1.0] * 20 and count.tolist() == [2.0] * 20
+    point, (lo, hi), undefined = cluster_interval(pooled(records, ["A"], "d", ids), pooled(records, ["B"], "d", ids),
+                                                  n_resamples=500)
+    assert point == lo == hi == 1.0 and undefined == 0
+    # a row with no image cannot be measured
+    empty = _records({("A", "d", "detector"): (ids[:0], []), ("B", "d", "detector"): (ids, _flags(20, 3))})
+    assert cluster_interval(pooled(empty, ["A"], "d", ids), pooled(empty, ["B"], "d", ids)) is None
+    # a row resting on one image of 20: most resamples miss it, too few images for an interval
+    one = _records({("A", "d", "detector"): (ids[:1], [1.0]), ("B", "d", "detector"): (ids, _flags(20, 3))})
+    assert cluster_interval(pooled(one, ["A"], "d", ids), pooled(one, ["B"], "d", ids), n_resamples=500) is None
+    # on 3 of 4 images a resample misses all three with probability 1/256: those are left out, not fatal
+    four = ids[:4]
+    rec = _records({("A", "d", "detector"): (four[:3], [1.0, 1.0, 0.0]), ("B", "d", "detector"): (four, _flags(4, 1))})
+    point, (lo, hi), undefined = cluster_interval(pooled(rec, ["A"], "d", four), pooled(rec, ["B"], "d", four),
+                                                  n_resamples=20000)
+    assert point == pytest.approx(2 / 3 - 1 / 4) and 0 < undefined < 0.01 and lo <= point <= hi

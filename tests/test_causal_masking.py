@@ -104,8 +104,13 @@ def test_rho_equals_the_literal_algorithm(mlp, fraction_of):
     assert torch.allclose(res.rho, expected, atol=1e-9)  # inf == inf
     assert torch.equal(res.label, mlp(xs).argmax(1))
     assert res.extras["ig_delta"].shape == (20,)
-    # the detector, the sensitivity and the curve agree with rho
-    assert torch.equal(cm.detect(xs, 0.1, explanation=IntegratedGradients(mlp, steps=16)(xs)), res.rho <= 0.1 + 1e-12)
+    # the detector's score, the sensitivity and the curve agree with rho
+    again = cm.analyse(xs, explanation=IntegratedGradients(mlp, steps=16)(xs))
+    assert torch.equal(again.rho, res.rho)
+    floor = -(0.5 + 0.02)  # an unchanged label scores one grid step below the last fraction tried
+    assert torch.equal(cm.score(xs), -torch.where(torch.isinf(res.rho), torch.full_like(res.rho, -floor), res.rho))
+    cm.calibrate(xs[:10])  # benign images: their rho sets the threshold
+    assert torch.equal(cm.detect(adv), cm.score(adv) > cm.threshold)
     assert sensitivity(res.rho, 0.1) == pytest.approx(1 - (res.rho <= 0.1 + 1e-12).float().mean().item())
     assert res.curve([0.1])[0] == pytest.approx(1 - sensitivity(res.rho, 0.1))
 
@@ -149,10 +154,10 @@ def test_bad_input(mlp):
     with pytest.raises(ValueError, match="fraction_of"):
         CausalMasking(mlp, fraction_of="pixels")
     cm = CausalMasking(mlp, epsilon=0.1, max_delta=0.2)
-    with pytest.raises(ValueError, match=r"delta .* must be in \[0, 1\]"):
-        cm.detect(torch.rand(1, 1, 28, 28), 2.0)
-    with pytest.raises(ValueError, match="exceeds max_delta"):
-        cm.detect(torch.rand(1, 1, 28, 28), 0.5)
+    with pytest.raises(RuntimeError, match="not calibrated"):
+        cm.detect(torch.rand(1, 1, 28, 28))
+    with pytest.raises(ValueError, match=r"fpr .* must be in \[0, 1\)"):
+        CausalMasking(mlp, fpr=1.5)
     with pytest.raises(ValueError, match="valid: .*ig"):
         CausalMasking(mlp, interpreter="integrated")
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from advxai.attacks import get_attack, make_adv2, random_targets
-from advxai.defenses.feature_squeezing import (SQUEEZERS, AdaptiveADV2, FeatureSqueezing, SqueezeLoss, adaptive_adv2,
-                                               bit_depth, get_squeezer, median_filter, nl_means)
+from advxai.defenses.feature_squeezing import (SQUEEZERS, AdaptiveADV2, FeatureSqueezing, SqueezeLoss, bit_depth,
+                                               get_squeezer, median_filter, nl_means)
 
 from .helpers import digits_batch, tiny_classifier, trained_digits_classifier
 
@@ -81,22 +81,24 @@ def test_detector_threshold_sets_the_benign_false_positive_rate(digits):
     test = get_dataset("digits", "test")
     benign = test.batch(torch.arange(100, 300)).x
     det = FeatureSqueezing(model, ["bit_depth_1", "median_2x2"], fpr=0.05)
-    with pytest.raises(RuntimeError, match="fit"):
+    with pytest.raises(RuntimeError, match="not calibrated"):
         det.detect(x)
-    thresholds = det.fit(benign)
-    assert set(thresholds) == {"bit_depth_1", "median_2x2", "joint"}
-    rates = det.detection_rates(benign)
-    assert all(r <= 0.05 + 1e-9 for r in rates.values())
-    assert all(r <= 0.05 for r in det.fit(benign[:64]) and det.detection_rates(benign[:64]).values())
-    scores = det.scores(x)
+    det.calibrate(benign)
+    rate = det.detection_rate(benign)
+    assert rate <= 0.05 + 1e-9 and det.benign_calibration_rate == rate
+    assert det.calibrate(benign[:64]).detection_rate(benign[:64]) <= 0.05
+    scores = det.squeezer_scores(x)
+    assert set(scores) == {"bit_depth_1", "median_2x2", "joint"}
     assert torch.allclose(scores["joint"], torch.maximum(scores["bit_depth_1"], scores["median_2x2"]))
+    assert torch.equal(det.score(x), scores["joint"].double())
     assert all(((s >= 0) & (s <= 2)).all() for s in scores.values())
     pgd = get_attack("pgd", model, targeted=True, eps=0.1, alpha=0.01, steps=30, random_start=False)(x, y, t)
-    assert det.detection_rates(pgd.x_adv)["median_2x2"] > rates["median_2x2"] + 0.3
+    median = FeatureSqueezing(model, ["median_2x2"], fpr=0.05).calibrate(benign)
+    assert median.detection_rate(pgd.x_adv) > median.benign_calibration_rate + 0.3
     with pytest.raises(ValueError, match="unknown squeezer"):
         FeatureSqueezing(model, ["jpeg"])
     with pytest.raises(ValueError, match="fpr"):
-        FeatureSqueezing(model, fpr=0)
+        FeatureSqueezing(model, fpr=1.0)
 
 
 def test_adaptive_adv2_against_the_median_squeezer(digits):
@@ -104,9 +106,9 @@ def test_adaptive_adv2_against_the_median_squeezer(digits):
     kw = dict(eps=0.1, alpha=0.01, warm_steps=20, steps=20, lam=5.0, confidence=0.5)
     det = FeatureSqueezing(model, ["median_3x3"])
     basic = make_adv2(model, "cam", **kw)(x, y, t)
-    adaptive = adaptive_adv2(model, "cam", "median_3x3", sqz_weight=10.0, **kw)(x, y, t)
+    adaptive = AdaptiveADV2(model, "cam", det, sqz_weight=10.0, **kw)(x, y, t)  # adapted to the detector itself
     assert torch.all(adaptive.linf <= 0.1 + 1e-6) and adaptive.success.all()
-    assert det.scores(adaptive.x_adv)["median_3x3"].mean() < 0.7 * det.scores(basic.x_adv)["median_3x3"].mean()
+    assert det.score(adaptive.x_adv).mean() < 0.7 * det.score(basic.x_adv).mean()
 
 
 def test_adaptive_adv2_two_stage_bit_depth(digits):
@@ -114,11 +116,12 @@ def test_adaptive_adv2_two_stage_bit_depth(digits):
     kw = dict(eps=0.1, alpha=0.01, warm_steps=20, steps=20, lam=5.0, confidence=0.5)
     det = FeatureSqueezing(model, ["bit_depth_2"])
     basic = make_adv2(model, "cam", **kw)(x, y, t)
-    attack = adaptive_adv2(model, "cam", "bit_depth_2", sqz_weight=2.0, plus_steps=40, **kw)
+    attack = get_attack("adaptive_adv2_fs", model, interpreter="cam", squeezer="bit_depth_2", sqz_weight=2.0,
+                        plus_steps=40, **kw)
     adaptive = attack(x, y, t)
     assert torch.all(adaptive.linf <= 0.1 + 1e-6) and adaptive.success.all()
     assert adaptive.extras["x_plus_success"].any()  # stage (i) found squeezed-space adversaries
-    assert det.scores(adaptive.x_adv)["bit_depth_2"].mean() < det.scores(basic.x_adv)["bit_depth_2"].mean()
+    assert det.score(adaptive.x_adv).mean() < det.score(basic.x_adv).mean()
 
 
 def test_adaptive_bad_input():
@@ -126,8 +129,8 @@ def test_adaptive_bad_input():
     with pytest.raises(ValueError, match="two-stage"):
         SqueezeLoss(model, "bit_depth_2")
     with pytest.raises(ValueError, match="unknown squeezer"):
-        adaptive_adv2(model, "cam", "blur")
+        AdaptiveADV2(model, "cam", "blur")
     with pytest.raises(ValueError, match="not differentiable"):
-        adaptive_adv2(model, "ig", "median_3x3")
-    assert isinstance(adaptive_adv2(model, "mask", "median_3x3", budget="smoke"), AdaptiveADV2)
+        AdaptiveADV2(model, "ig", "median_3x3")
+    assert isinstance(get_attack("adaptive_adv2_fs", model, interpreter="mask", budget="smoke"), AdaptiveADV2)
     assert get_squeezer("nl_means_11_3_4").kind == "smoothing" and "bit_depth_3" in SQUEEZERS

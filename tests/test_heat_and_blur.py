@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from advxai.attacks import PGD
-from advxai.defenses.heat_and_blur import HeatAndBlur, adaptive_attack, binarize, mask_iou
+from advxai.defenses.heat_and_blur import AdaptiveHeatAndBlur, HeatAndBlur, HeatAndBlurChange, binarize, mask_iou
 from advxai.metrics import coverage_count, dcg, ndcg, ndcg_relevance
 
 from .helpers import batch, tiny_classifier
@@ -37,7 +37,7 @@ def test_blur_matches_scipy_and_restores_masked_pixels():
     ref = np.stack([[ndimage.gaussian_filter(x[i, c].numpy(), 1.2, mode="mirror", truncate=3.0)
                      for c in range(3)] for i in range(2)])
     assert np.abs(ours - ref).max() < 1e-5
-    res = defense(x)
+    res = defense.clean(x)
     m = res.mask.expand_as(x)
     assert torch.equal(res.x_clean[m], x[m])  # original pixels under the map, every channel
     assert torch.equal(res.x_clean[~m], res.blurred[~m])
@@ -60,7 +60,7 @@ def test_sigma_sweep_shares_one_heatmap():
     model = tiny_classifier(in_channels=3, size=24)
     x, _ = batch(model, 4)
     defense = HeatAndBlur(model, threshold="topk", top=0.1)
-    results = defense(x, sigmas=[0.5, 2.0])
+    results = defense.clean(x, sigmas=[0.5, 2.0])
     assert torch.equal(results[0].mask, results[1].mask)
     d = [(r.x_clean - x).abs().amax() for r in results]
     assert d[1] > d[0]  # more blur, farther from the input
@@ -76,9 +76,13 @@ def test_bad_input():
     with pytest.raises(ValueError, match=r"top .* must be in \(0, 1\]"):
         HeatAndBlur(model, threshold="topk", top=1.5)
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
-        HeatAndBlur(model)(torch.full((1, 3, 24, 24), 2.0))
+        HeatAndBlur(model).clean(torch.full((1, 3, 24, 24), 2.0))
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        HeatAndBlur(model).predict(torch.full((1, 3, 24, 24), 2.0))
     with pytest.raises(ValueError, match="sigma"):
-        HeatAndBlur(model)(torch.rand(1, 3, 24, 24), sigmas=[1.0, 0.0])
+        HeatAndBlur(model).clean(torch.rand(1, 3, 24, 24), sigmas=[1.0, 0.0])
+    with pytest.raises(ValueError, match="the detector.s own model"):
+        HeatAndBlurChange(model, defense=HeatAndBlur(tiny_classifier(in_channels=3, size=24)))
 
 
 def test_mask_iou():
@@ -94,14 +98,16 @@ def test_adaptive_attack_keeps_perturbation_on_heatmap_pixels():
     x, y = batch(model, 6)
     defense = HeatAndBlur(model, threshold="topk", top=0.05)
     attack = PGD(model, eps=8 / 255, alpha=2 / 255, steps=5)
-    res = adaptive_attack(defense, attack, x, y, iterations=2, eps=8 / 255)
+    res = AdaptiveHeatAndBlur(model, defense, attack, iterations=2, eps=8 / 255).run(x, y)
     assert res.linf.max() <= 8 / 255 + 1e-6
     assert res.x_adapt.min() >= 0 and res.x_adapt.max() <= 1
     changed = (res.x_adapt - x).abs().sum(1, keepdim=True) > 0
     assert changed.flatten(1).float().mean(1).max() <= 2 * 0.05 + 1e-6  # at most one map per iteration
     assert torch.equal(res.success, res.pred_defended != y)
     with pytest.raises(ValueError, match="iterations"):
-        adaptive_attack(defense, attack, x, y, iterations=0)
+        AdaptiveHeatAndBlur(model, defense, attack, iterations=0)
+    with pytest.raises(ValueError, match="inner attack is untargeted"):
+        AdaptiveHeatAndBlur(model, defense, attack, targeted=True)
 
 
 # --------------------------------------------------------------------------- NDCG
@@ -168,5 +174,5 @@ def test_ndcg_bad_input():
 
 def test_empty_batch():
     model = tiny_classifier(in_channels=3, size=24)
-    res = HeatAndBlur(model)(torch.zeros(0, 3, 24, 24))
+    res = HeatAndBlur(model).clean(torch.zeros(0, 3, 24, 24))
     assert res.x_clean.shape == (0, 3, 24, 24) and res.pred.shape == (0,) and res.logits.shape == (0, 10)

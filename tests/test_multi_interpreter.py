@@ -42,13 +42,13 @@ def extractor():
 def test_separates_an_easy_synthetic_case(extractor, product):
     benign, adversarial = _synthetic(80, seed=0)
     test_b, test_a = _synthetic(40, seed=1)
-    det = MultiInterpreterDetector(extractor, booster="gb", product=product, n_estimators=50).fit(benign, adversarial)
-    score = det.score(test_b, test_a)
+    det = MultiInterpreterDetector(extractor, booster="gb", product=product, n_estimators=50).fit_maps(benign, adversarial)
+    score = det.evaluate_maps(test_b, test_a)
     assert score.accuracy >= 0.85 and score.auc >= 0.9  # measured: accuracy 0.925 / 0.975, AUC 0.94 / 1.0; chance is 0.5
     assert score.n_benign == score.n_adversarial == 40 and score.accuracy == pytest.approx(score.balanced_accuracy)
     # interpreter A alone cannot tell the sets apart: the second interpreter is what detects
-    alone = MultiInterpreterDetector(PixelFeatures(8), booster="hist").fit(benign[:1], adversarial[:1])
-    assert alone.score(test_b[:1], test_a[:1]).accuracy < 0.75
+    alone = MultiInterpreterDetector(PixelFeatures(8), booster="hist").fit_maps(benign[:1], adversarial[:1])
+    assert alone.evaluate_maps(test_b[:1], test_a[:1]).accuracy < 0.75
 
 
 def test_features_shapes_and_determinism(extractor):
@@ -58,8 +58,8 @@ def test_features_shapes_and_determinism(extractor):
     feats = extractor(stacked)
     assert feats.shape == (30, 2 * 16 * 4)  # 2 channels x 16 feature maps x 2x2 pool
     assert torch.equal(feats, extractor(stacked))
-    p1 = MultiInterpreterDetector(extractor, n_estimators=20, seed=3).fit(benign, adversarial).predict_proba(benign)
-    p2 = MultiInterpreterDetector(extractor, n_estimators=20, seed=3).fit(benign, adversarial).predict_proba(benign)
+    p1 = MultiInterpreterDetector(extractor, n_estimators=20, seed=3).fit_maps(benign, adversarial).predict_proba(benign)
+    p2 = MultiInterpreterDetector(extractor, n_estimators=20, seed=3).fit_maps(benign, adversarial).predict_proba(benign)
     assert np.array_equal(p1, p2)
 
 
@@ -99,14 +99,19 @@ def test_bad_input(extractor):
         MultiInterpreterDetector(extractor, booster="xgb")
     det = MultiInterpreterDetector(extractor, n_estimators=5)
     with pytest.raises(RuntimeError, match="not fitted"):
-        det.predict(a)
+        det.predict_proba(a)
     with pytest.raises(ValueError, match="balanced"):
-        det.fit([a, a], [a[:3], a[:3]])
+        det.fit_maps([a, a], [a[:3], a[:3]])
     with pytest.raises(ValueError, match="fitted on 2-channel maps of \\(16, 16\\), got 3 channels"):
-        det.fit([a, a], [a, a, a])  # the benign and adversarial sets must come from the same interpreters
-    det.fit([a, a], [a.flip(-1), a.flip(-1)])
+        det.fit_maps([a, a], [a, a, a])  # the benign and adversarial sets must come from the same interpreters
+    det.fit_maps([a, a], [a.flip(-1), a.flip(-1)])
     with pytest.raises(ValueError, match="fitted on 2-channel maps"):
-        det.predict([a, a, a])
+        det.predict_proba([a, a, a])
+    with pytest.raises(ValueError, match="built without interpreters, so it works on maps"):
+        det.score(torch.rand(2, 3, 16, 16))
+    with pytest.raises(ValueError, match="explain one model"):
+        MultiInterpreterDetector(extractor, [get_interpreter("cam", tiny_classifier(3, 16)),
+                                             get_interpreter("cam", tiny_classifier(3, 16, seed=1))])
 
 
 def test_with_real_interpreters():
@@ -118,5 +123,11 @@ def test_with_real_interpreters():
     x_noisy = (x + 0.3 * torch.randn_like(x)).clamp(0, 1)
     noisy = explain_all([get_interpreter("cam", model), get_interpreter("grad", model)], x_noisy)
     det = MultiInterpreterDetector(ModelFeatures(tiny_classifier(3, 16, seed=1), pool=1), n_estimators=10)
-    s = det.fit(maps, noisy).score(maps, noisy)
+    s = det.fit_maps(maps, noisy).evaluate_maps(maps, noisy)
     assert 0 <= s.accuracy <= 1 and s.n_benign == 12
+    # on images, the detector computes the same maps itself: the same booster, the same probabilities
+    on_images = MultiInterpreterDetector(ModelFeatures(tiny_classifier(3, 16, seed=1), pool=1),
+                                         [get_interpreter("cam", model), get_interpreter("grad", model)],
+                                         n_estimators=10, batch_size=5)
+    on_images.fit(x, x_noisy)
+    assert on_images.fitted and np.allclose(on_images.score(x_noisy).numpy(), det.predict_proba(noisy))

@@ -32,10 +32,12 @@ from tqdm import tqdm
 from ..attacks.base import check_budget
 from ..attacks.gradient import PGD
 from ..models.base import Classifier
-from ..runtime import CacheCorrupted, atomic_save, cache_path, cached, load_checkpoint, remove_entry, resolve_device
+from ..runtime import (CacheCorrupted, atomic_save, cache_path, cached, load_checkpoint, model_digest, module_device,
+                       remove_entry, resolve_device)
+from .base import Defense
 
 __all__ = ["AdvTrainConfig", "adversarial_train", "robust_model", "robust_model_spec", "SMOKE_OVERRIDES",
-           "replace_head", "fine_tuned_model"]
+           "replace_head", "fine_tuned_model", "AdversarialTraining"]
 
 
 @dataclass(frozen=True)
@@ -194,8 +196,10 @@ def robust_model(name: str, eps: float, *, train_budget: str = "full", device: s
     cfg = AdvTrainConfig(eps=eps, **config)
     if train_budget == "smoke":
         cfg = replace(cfg, **{k: v for k, v in SMOKE_OVERRIDES.items() if k not in config})
-    key = robust_model_spec(name, cfg, train_budget, device)
+    key = robust_model_spec(name, cfg, train_budget, device)  # first: an unknown name fails before any loading
     base = get_model(name, device=device, train_budget=train_budget)
+    # the weights it starts from: a retrained base model never reuses a copy fine-tuned from the old one
+    key["base_digest"] = model_digest(base)
 
     def build() -> dict:
         n_train = cfg.n_train if cfg.n_train is not None else key["base"]["n_train"]
@@ -245,7 +249,8 @@ def fine_tuned_model(name: str, dataset: str, *, eps: float | None = None, devic
     """A pretrained registry model (a torchvision network) fine-tuned on ``dataset``'s training split; cached.
 
     The classifier layer is replaced to predict the data set's classes and the network trained on clean
-    images of the whole split for ``clean_epochs`` (the authors fine-tune ResNet-152 on CUB this way). With ``eps``, that
+    images of the whole split (``n_train`` of them, a stratified draw by ``seed``) for ``clean_epochs`` (the authors
+    fine-tune ResNet-152 on CUB this way). With ``eps``, that
     model is then adversarially trained (PGD, (clean + adversarial) / 2; ``config``: further
     :class:`AdvTrainConfig` fields), the authors' "clean epochs, then adversarial ones". Images are read
     from the data set batch by batch, so folder data sets need not fit in memory.
@@ -260,18 +265,20 @@ def fine_tuned_model(name: str, dataset: str, *, eps: float | None = None, devic
     key = {"name": f"{name}-{dataset}-{'at' if eps is not None else 'ft'}", "model": name, "weights": weights,
            "dataset": dataset, "dataset_kwargs": dataset_kwargs, "clean": asdict(clean_cfg),
            "adversarial": asdict(adv_cfg) if adv_cfg else None, "source": _source_digest(),
-           "trained_on": resolve_device(device).type}
+           "trained_on": resolve_device(device).type, "subset": "stratified"}
     train = get_dataset(dataset, split="train", **dataset_kwargs)
     start = (fine_tuned_model(name, dataset, device=device, weights=weights, dataset_kwargs=dataset_kwargs,
                               clean_epochs=clean_epochs, clean_lr=clean_lr, **config) if adv_cfg is not None
              else replace_head(get_model(name, device=device, weights=weights), train.classes, dataset))
+    key["start_digest"] = model_digest(start)  # the weights fine-tuning starts from (other weights, another entry)
     cfg = adv_cfg or clean_cfg
 
     def build() -> dict:
-        n = min(len(train), cfg.n_train or len(train))
+        # a folder data set lists its images class by class: a subset is a stratified draw, not the first n
+        index = train.sample_indices(cfg.n_train, seed=cfg.seed)
         model = copy.deepcopy(start)
         torch.manual_seed(cfg.seed)
-        result = adversarial_train(model, train.load_images, train.labels[:n], cfg,
+        result = adversarial_train(model, lambda i: train.load_images(index[i]), train.labels[index], cfg,
                                    partial_path=cache_path("models", key, suffix=".partial"),
                                    desc=f"{'adversarial' if adv_cfg else 'clean'} fine-tuning {name} on {dataset}")
         return {"state_dict": result["state_dict"], "history": result["history"]}
@@ -286,3 +293,32 @@ def fine_tuned_model(name: str, dataset: str, *, eps: float | None = None, devic
                                 "adversarial_training" if adv_cfg else "fine_tuning": asdict(cfg)})
     model.eval().requires_grad_(False)
     return model
+
+
+# --------------------------------------------------------------------------- as a defense
+
+
+class AdversarialTraining(Defense):
+    """Adversarial training as a defense: the PGD adversarially trained copy of ``model``
+    (:func:`robust_model`, trained on first use and cached) labels the inputs.
+
+    ``robust``: that copy when already built; otherwise it is built from ``model``'s name with ``eps``,
+    ``train_budget`` and ``config`` (further :class:`AdvTrainConfig` fields). ``self.model`` is the
+    robust copy, so an attack built on it is the white-box attack on this defense."""
+
+    name = "adversarial_training"
+
+    def __init__(self, model: Classifier, eps: float = 0.025, robust: Classifier | None = None,
+                 train_budget: str = "full", batch_size: int = 64, **config):
+        if robust is None:
+            robust = robust_model(model.info.name, eps, train_budget=train_budget, device=str(module_device(model)),
+                                  **config)
+        super().__init__(robust, batch_size)
+        self.eps = eps
+
+    @torch.no_grad()
+    def _predict(self, x):
+        return self.model(x).argmax(1)
+
+    def __repr__(self) -> str:
+        return f"AdversarialTraining(eps={self.eps})"

@@ -16,17 +16,26 @@ of correctly classified training images against the current decoder, then takes 
 pairs of decoder steps (one on ``l_int``, one on ``aid_weight * l_aid``). The distilled decoder is
 cached under ``$ADVXAI_CACHE/rts_aid`` keyed by the classifier, the starting RTS decoder and every
 setting; :func:`aid_rts` returns it as an :class:`~advxai.interpreters.rts.RTS` interpreter (RTS^A).
+
+Zhang et al. show that RTS^A draws almost the maps of RTS on benign inputs and different ones on
+ADV² inputs; :class:`AIDDetector` turns that into a detector (the per-pixel distance between the two
+maps of the predicted class, :func:`map_disagreement`), and :class:`AdaptiveAID` (the attack
+``"adaptive_aid"``) is ADV² against RTS^A that also pulls the two maps together (:class:`MapAgreement`).
+:func:`trained_rts` builds the decoders these use from the training budgets.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
+from ..attacks.adv2 import ADV2, adv2_settings
 from ..interpreters.rts import RTS, alternatives, model_digest, rts_objective
 from ..runtime import cached
+from .base import Detector
 
-__all__ = ["AIDConfig", "train_aid", "aid_rts", "aid_loss"]
+__all__ = ["AIDConfig", "train_aid", "aid_rts", "aid_loss", "trained_rts", "map_disagreement", "MapAgreement",
+           "AIDDetector", "AdaptiveAID"]
 
 
 @dataclass(frozen=True)
@@ -166,3 +175,124 @@ def aid_rts(rts: RTS, config: AIDConfig | None = None, train_budget: str = "full
     distilled.aid_history = payload.get("aid_history", {})
     distilled.name = "rts_aid"
     return distilled
+
+
+# --------------------------------------------------------------------------------------------- as a detector
+
+
+def trained_rts(model, steps: int | None = None, batch_size: int | None = None, aid_budget: str | None = None,
+                control: bool = False, train_budget: str = "full", aid_batch: int | None = None,
+                aid_rounds: int | None = None) -> RTS:
+    """The RTS interpreter of ``model`` with the ``train_budget``'s decoder training (as chapter 3 trains
+    it, so its cached decoder is reused; ``steps`` / ``batch_size`` override it), or, with ``aid_budget``
+    (``"smoke"`` | ``"full"``), RTS^A: that decoder distilled with AID (:func:`aid_rts`, cached).
+
+    ``control=True`` (with ``aid_budget``) gives AID's control instead: the same decoder trained by the
+    same schedule on the same batches with the AID term's weight at zero, i.e. RTS trained as long as
+    RTS^A. A short-trained RTS keeps changing under the extra ``l_int`` steps of AID, so only this
+    control shows what the AID term alone changed. ``aid_batch`` / ``aid_rounds`` override the AID
+    budget's images per batch and rounds (sizes; the cache key holds the resulting configuration)."""
+    from ..interpreters.rts import BUDGETS as RTS_BUDGETS
+
+    if train_budget not in RTS_BUDGETS:
+        raise ValueError(f"train_budget must be one of {sorted(RTS_BUDGETS)}, got {train_budget!r}")
+    config = RTS_BUDGETS[train_budget]
+    config = replace(config, steps=int(steps or config.steps), batch_size=int(batch_size or config.batch_size))
+    rts = RTS(model, config=config, progress=False)
+    if aid_budget is None:
+        return rts
+    if aid_budget not in BUDGETS:
+        raise ValueError(f"aid_budget must be one of {sorted(BUDGETS)}, got {aid_budget!r}")
+    config = BUDGETS[aid_budget]
+    sizes = {k: v for k, v in (("batch_size", aid_batch), ("rounds", aid_rounds)) if v is not None}
+    config = replace(config, **sizes, **({"aid_weight": 0.0} if control else {}))  # AIDConfig checks the sizes
+    return aid_rts(rts, config=config, train_budget=aid_budget, progress=False)
+
+
+def map_disagreement(rts, rts_aid, x: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
+    """Per image [B]: the mean per-pixel L1 distance between the RTS and the RTS^A masks of class ``cls``
+    (at the decoders' native resolution; differentiable in ``x``)."""
+    a, _ = rts.masks(x, cls)
+    b, _ = rts_aid.masks(x, cls)
+    return (a - b).abs().flatten(1).mean(1)
+
+
+class MapAgreement:
+    """An attack term for an attacker who knows the AID detector: :func:`map_disagreement` of the iterate
+    for the class it is pushed to (the target; untargeted: the current prediction), per image."""
+
+    def __init__(self, rts, rts_aid):
+        self.rts, self.rts_aid = rts, rts_aid
+
+    def __call__(self, x_adv: torch.Tensor, state) -> torch.Tensor:
+        cls = state.target if state.targeted else state.logits.argmax(1).detach()
+        return map_disagreement(self.rts, self.rts_aid, x_adv, cls)
+
+    def __repr__(self) -> str:
+        return "MapAgreement(rts, rts_aid)"
+
+
+class AIDDetector(Detector):
+    """AID as a detector (Zhang et al., section 5 and Appendix A5). RTS^A, the RTS decoder distilled with
+    AID, keeps RTS's maps on benign inputs but is trained to draw different ones on ADV² inputs, so the
+    score is :func:`map_disagreement` between RTS and RTS^A for the class the model predicts. Nothing
+    to fit (the decoders are trained when built).
+
+    ``rts`` / ``rts_aid``: interpreters, or ``None`` to build them with :func:`trained_rts`
+    (``rts_steps``, ``rts_batch``, ``aid_budget``, ``train_budget``, ``aid_batch``, ``aid_rounds``); the
+    default ``rts`` is AID's control (RTS trained as long as RTS^A, without the AID term), so that
+    benign maps agree as the paper's do."""
+
+    name = "aid"
+
+    def __init__(self, model, fpr: float = 0.05, rts=None, rts_aid=None, rts_steps: int | None = None,
+                 rts_batch: int | None = None, aid_budget: str = "full", train_budget: str = "full",
+                 batch_size: int = 32, aid_batch: int | None = None, aid_rounds: int | None = None):
+        super().__init__(model, fpr, batch_size)
+        build = dict(aid_budget=aid_budget, train_budget=train_budget, aid_batch=aid_batch, aid_rounds=aid_rounds)
+        self.rts = rts if rts is not None else trained_rts(model, rts_steps, rts_batch, control=True, **build)
+        self.rts_aid = rts_aid if rts_aid is not None else trained_rts(model, rts_steps, rts_batch, **build)
+        for who, interp in (("rts", self.rts), ("rts_aid", self.rts_aid)):
+            if not hasattr(interp, "masks") or interp.model is not model:
+                raise ValueError(f"{who} must be an RTS interpreter of the detector's model")
+
+    @torch.no_grad()
+    def _score(self, x):
+        pred = self.model(x).argmax(1)
+        return map_disagreement(self.rts, self.rts_aid, x, pred)
+
+
+class AdaptiveAID(ADV2):
+    """ADV² against RTS^A (the attacker knows the distilled decoder), registered as ``"adaptive_aid"``;
+    with ``match_weight > 0`` the objective also minimises :func:`map_disagreement` between the AID
+    detector's two decoders (:class:`MapAgreement`), the detector's own score.
+
+    ``detector``: the :class:`AIDDetector` attacked (its ``rts`` and ``rts_aid``), or ``None`` to build
+    the decoders with :func:`trained_rts` (``rts_steps``, ``rts_batch``, ``aid_budget``, ``train_budget``;
+    AID's control only when the term needs it). ``budget`` and ``settings`` (``"paper"``: Table 11;
+    ``"code"``: the authors' scripts; None: ADV²'s default) start from ADV²'s settings for RTS
+    (:func:`~advxai.attacks.adv2.adv2_settings`); ``adv2_params`` override them."""
+
+    name = "adaptive_aid"
+
+    def __init__(self, model, detector: AIDDetector | None = None, match_weight: float = 0.0, budget: str = "quick",
+                 rts_steps: int | None = None, rts_batch: int | None = None, aid_budget: str = "full",
+                 train_budget: str = "full", settings: str | None = None, **adv2_params):
+        if isinstance(match_weight, bool) or not isinstance(match_weight, (int, float)) or match_weight < 0:
+            raise ValueError(f"match_weight must be >= 0, got {match_weight!r}")
+        if detector is not None and detector.model is not model:
+            raise ValueError("the AID detector must watch the attacked model")
+        build = dict(aid_budget=aid_budget, train_budget=train_budget)
+        rts_aid = detector.rts_aid if detector is not None else trained_rts(model, rts_steps, rts_batch, **build)
+        terms = []
+        if match_weight > 0:
+            control = detector.rts if detector is not None else trained_rts(model, rts_steps, rts_batch,
+                                                                            control=True, **build)
+            terms = [(float(match_weight), MapAgreement(control, rts_aid))]
+        from ..attacks.adv2 import DEFAULT_SETTINGS
+
+        # RTS^A keeps RTS's settings
+        preset = adv2_settings("rts", budget, DEFAULT_SETTINGS if settings is None else settings)
+        preset.update(adv2_params)
+        super().__init__(model, rts_aid, terms=list(preset.pop("terms", ())) + terms, **preset)
+        self.match_weight = float(match_weight)

@@ -16,8 +16,12 @@ pixels with a positive score are ever masked (the paper's restricted neighbourho
   ``inf`` when it never does up to ``max_delta`` (the paper's loop ends at 1);
 * the attribution sensitivity ``S(M, X, delta) = 1 - |{x : rho(x) <= delta}| / |X|`` (the fraction
   of inputs whose label survives masking up to ``delta``);
-* the detector flags an input when ``rho <= delta``; ranking inputs by ``-rho`` gives ROC and AUC
-  against benign inputs.
+* the detector (:class:`CausalMasking`, a :class:`~advxai.defenses.base.Detector`) scores an input
+  ``-rho`` (a label that never changes up to ``max_delta`` scores ``-(max_delta + epsilon)``), so a
+  label that flips early is suspicious; its threshold is calibrated on benign inputs at a stated
+  false-positive rate (the paper fixes a ``delta`` instead: ``rho <= delta``, which
+  :meth:`MaskingResult.changed_fraction` reads off the analysis); ranking inputs by ``-rho`` gives
+  ROC and AUC against benign inputs (:func:`detection_roc`).
 
 :func:`theorem_violations` checks the paper's monotonicity theorem on a model: if masking some
 subset of the top positive pixels changes the label, masking all of them should too.
@@ -32,6 +36,7 @@ import torch
 import torch.nn as nn
 
 from ..interpreters import Interpreter, get_interpreter
+from .base import Detector
 
 __all__ = ["CausalMasking", "MaskingResult", "pixel_scores", "ranks", "masked_counts", "mask_top", "sensitivity",
            "detection_roc", "theorem_violations", "check_delta"]
@@ -138,17 +143,21 @@ class MaskingResult:
                              cat("changed"), extras)
 
 
-class CausalMasking:
-    """The masking analysis / detector on ``model``.
+class CausalMasking(Detector):
+    """The masking analysis and detector on ``model``.
 
-    ``CausalMasking(model, interpreter="ig", epsilon=0.01, max_delta=0.3, fraction_of="positive",
-    baseline=0.0, ig_steps=50)``; ``analyse(x)`` runs Algorithm 1 on every image of a batch (labels
-    on a delta grid, evaluated in chunks, stopping for an image at its first change).
+    ``CausalMasking(model, interpreter="ig", epsilon=0.01, max_delta=1.0, fraction_of="positive",
+    baseline=0.0, fpr=0.05, steps=50)``; ``analyse(x)`` runs Algorithm 1 on every image of a batch
+    (labels on a delta grid, evaluated in chunks, stopping for an image at its first change). As a
+    detector it scores ``-rho`` (see the module docstring); nothing to fit, ``calibrate(x_benign)``
+    sets the threshold. Further keywords (``steps``, ``internal_batch_size``) go to the interpreter.
     """
+
+    name = "ig_masking"
 
     def __init__(self, model: nn.Module, interpreter: str | Interpreter = "ig", epsilon: float = 0.01,
                  max_delta: float = 1.0, fraction_of: str = "positive", baseline: float = 0.0,
-                 batch_size: int = 64, chunk: int = 8, **interpreter_settings):
+                 batch_size: int = 64, chunk: int = 8, fpr: float = 0.05, **interpreter_settings):
         check_delta(max_delta, "max_delta")
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 < epsilon <= 1:
             raise ValueError(f"epsilon (the granularity) must be in (0, 1], got {epsilon!r}")
@@ -158,7 +167,7 @@ class CausalMasking:
             raise ValueError(f"fraction_of must be one of {FRACTIONS}, got {fraction_of!r}")
         if not 0 <= baseline <= 1:
             raise ValueError(f"baseline must be in [0, 1], got {baseline}")
-        self.model = model
+        super().__init__(model, fpr, batch_size)
         if isinstance(interpreter, str):
             if interpreter == "ig":
                 interpreter_settings.setdefault("baseline", baseline)
@@ -167,7 +176,7 @@ class CausalMasking:
             raise ValueError("interpreter settings go to the interpreter when it is given by name")
         self.interpreter = interpreter
         self.epsilon, self.max_delta, self.fraction_of = float(epsilon), float(max_delta), fraction_of
-        self.baseline, self.batch_size, self.chunk = float(baseline), batch_size, chunk
+        self.baseline, self.chunk = float(baseline), chunk
 
     @property
     def deltas(self) -> torch.Tensor:
@@ -242,12 +251,11 @@ class CausalMasking:
         return MaskingResult(rho.cpu(), label.cpu(), positives.cpu(), rank.cpu(), scores.cpu(), deltas, changed.cpu(),
                              {k: v.cpu() for k, v in extras.items()})
 
-    def detect(self, x: torch.Tensor, delta: float, explanation=None) -> torch.Tensor:
-        """True where the label changes when masking up to ``delta`` (``rho <= delta``)."""
-        check_delta(delta)
-        if delta > self.max_delta + 1e-12:
-            raise ValueError(f"delta {delta} exceeds max_delta {self.max_delta} of this detector")
-        return self.analyse(x, explanation).rho <= delta + 1e-12
+    def _score(self, x: torch.Tensor) -> torch.Tensor:
+        """``-rho``; an unchanged label scores one grid step below the last masked fraction tried."""
+        rho = self.analyse(x).rho.double()
+        floor = self.max_delta + self.epsilon
+        return -torch.where(torch.isinf(rho), torch.full_like(rho, floor), rho)
 
 
 @torch.no_grad()

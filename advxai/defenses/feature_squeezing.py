@@ -2,8 +2,9 @@
 
 A *squeezer* removes detail an adversary may exploit; an input is flagged when the model's softmax
 output changes much under squeezing: ``score(x) = max_k || f(x) - f(psi_k(x)) ||_1`` over the
-squeezers ``psi_k``, compared with a threshold chosen on benign inputs so that a stated fraction of
-them (the false-positive rate, 5 % by default as in Xu et al.) is flagged.
+squeezers ``psi_k``, compared with a threshold calibrated on benign inputs so that at most a stated
+fraction of them (the false-positive rate, 5 % by default as in Xu et al.) is flagged
+(:class:`FeatureSqueezing`, a :class:`~advxai.defenses.base.Detector`).
 
 Squeezers (all batched torch functions of [B, C, H, W] images in [0, 1], differentiable where the
 operation allows, so adaptive attacks can differentiate through them):
@@ -29,8 +30,8 @@ Adaptive ADV² (Zhang et al.'s Algorithm 2):
   eps-ball of ``x`` with the extra term ``|| f(x') - f(x_+) ||_1`` (:class:`ProbabilityMatch`) so the
   adversarial input is classified as confidently as its squeezed counterpart.
 
-:func:`adaptive_adv2` builds either, on top of :func:`~advxai.attacks.adv2.make_adv2` (PGD-based
-ADV² for GRAD/CAM/RTS, the bilevel one for MASK).
+:class:`AdaptiveADV2` (``get_attack("adaptive_adv2_fs", model, interpreter, squeezer)``) builds either, on
+top of :func:`~advxai.attacks.adv2.make_adv2` (PGD-based ADV² for GRAD/CAM/RTS, the bilevel one for MASK).
 """
 from __future__ import annotations
 
@@ -42,9 +43,10 @@ import torch.nn.functional as F
 
 from ..attacks.base import Attack
 from ..attacks.objectives import AttackState
+from .base import Detector, check_images
 
 __all__ = ["bit_depth", "median_filter", "nl_means", "SQUEEZERS", "get_squeezer", "FeatureSqueezing",
-           "SqueezeLoss", "ProbabilityMatch", "AdaptiveADV2", "adaptive_adv2"]
+           "SqueezeLoss", "ProbabilityMatch", "AdaptiveADV2", "PAPER_SQUEEZERS"]
 
 
 # --------------------------------------------------------------------------------------------- squeezers
@@ -137,35 +139,33 @@ def get_squeezer(name: str | Squeezer) -> Squeezer:
 
 # --------------------------------------------------------------------------------------------- the detector
 
-class FeatureSqueezing:
-    """The detector: per-squeezer L1 distances of softmax outputs, their maximum (``"joint"``), and
-    thresholds set on benign inputs at a stated false-positive rate.
+class FeatureSqueezing(Detector):
+    """The detector: per-squeezer L1 distances of softmax outputs, and their maximum (Xu et al.'s joint
+    detection) as the score.
 
-    ``detector.fit(x_benign)`` sets the thresholds (the ``1 - fpr`` quantile of the benign scores, per
-    squeezer and joint); ``detector.detect(x)`` returns a boolean [B] per squeezer and ``"joint"``.
+    Nothing to fit; ``calibrate(x_benign)`` sets the threshold at the ``fpr`` (5 % by default, as Xu
+    et al.) of benign images; ``detect(x)`` flags ``score > threshold``. :meth:`squeezer_scores` gives
+    each squeezer's distance.
     """
+
+    name = "feature_squeezing"
 
     def __init__(self, model, squeezers: Sequence[str] = PAPER_SQUEEZERS, fpr: float = 0.05,
                  batch_size: int = 64):
         if not squeezers:
             raise ValueError("feature squeezing needs at least one squeezer")
-        if not 0 < fpr < 1:
-            raise ValueError(f"fpr (the benign false-positive rate) must be in (0, 1), got {fpr!r}")
-        self.model = model
+        super().__init__(model, fpr, batch_size)
         self.squeezers = [get_squeezer(s) for s in squeezers]
-        self.fpr, self.batch_size = float(fpr), batch_size
-        self.thresholds: dict[str, float] | None = None
 
     @property
     def names(self) -> list[str]:
-        return [s.name for s in self.squeezers] + ["joint"]
+        return [s.name for s in self.squeezers]
 
     @torch.no_grad()
-    def scores(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``{squeezer: ||f(x) - f(psi(x))||_1 [B]}`` plus ``"joint"`` (their maximum)."""
-        if x.dim() != 4 or (x.numel() and (x.min() < 0 or x.max() > 1)):
-            raise ValueError("feature squeezing takes images [B, C, H, W] in [0, 1]")
-        dev = next(self.model.buffers()).device
+    def squeezer_scores(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{squeezer: ||f(x) - f(psi(x))||_1 [B]}`` plus ``"joint"`` (their maximum, the score), float32 on the CPU."""
+        check_images(x, self.name)
+        dev = self.device
         out: dict[str, list] = {s.name: [] for s in self.squeezers}
         for start in range(0, len(x), self.batch_size):
             xb = x[start:start + self.batch_size].to(dev)
@@ -176,23 +176,11 @@ class FeatureSqueezing:
         res["joint"] = torch.stack([res[s.name] for s in self.squeezers]).amax(0)
         return res
 
-    def fit(self, x_benign: torch.Tensor) -> dict[str, float]:
-        """Thresholds at the ``1 - fpr`` quantile of the benign scores (per squeezer and joint), taken as an
-        observed score (the next one up), so at most ``fpr`` of these benign images score above it."""
-        if len(x_benign) < 2:
-            raise ValueError("fit the thresholds on at least two benign images")
-        scores = self.scores(x_benign)
-        self.thresholds = {k: torch.quantile(v.double(), 1 - self.fpr, interpolation="higher").item() for k, v in scores.items()}
-        return dict(self.thresholds)
+    def _score(self, x: torch.Tensor) -> torch.Tensor:
+        return self.squeezer_scores(x)["joint"]
 
-    def detect(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.thresholds is None:
-            raise RuntimeError("call fit(x_benign) first: the thresholds come from benign inputs")
-        scores = self.scores(x)
-        return {k: scores[k] > self.thresholds[k] for k in scores}
-
-    def detection_rates(self, x: torch.Tensor) -> dict[str, float]:
-        return {k: v.float().mean().item() for k, v in self.detect(x).items()}
+    def __repr__(self) -> str:
+        return f"FeatureSqueezing({', '.join(self.names)}, fpr={self.fpr}, threshold={self.threshold})"
 
 
 # --------------------------------------------------------------------------------------------- adaptive ADV²
@@ -205,7 +193,7 @@ class SqueezeLoss:
         self.model, self.squeezer = model, get_squeezer(squeezer)
         if self.squeezer.kind != "smoothing":
             raise ValueError(f"{self.squeezer.name} has no useful gradient; bit-depth reduction is evaded with the "
-                             f"two-stage attack (adaptive_adv2 picks it)")
+                             f"two-stage attack (AdaptiveADV2 picks it)")
 
     def __call__(self, x_adv: torch.Tensor, state: AttackState) -> torch.Tensor:
         logits = state.logits if state.logits is not None else self.model(x_adv)
@@ -232,18 +220,29 @@ class ProbabilityMatch:
 
 
 class AdaptiveADV2(Attack):
-    """ADV² adapted to feature squeezing (see the module docstring); wraps an ADV² attack built with the
-    extra term, and for bit depth first searches ``x_+`` in the squeezed space."""
+    """ADV² against ``interpreter`` adapted to feature squeezing (see the module docstring), registered as
+    ``"adaptive_adv2_fs"``: wraps an ADV² attack built with the extra term, and for bit depth first
+    searches ``x_+`` in the squeezed space.
 
-    name = "adaptive_adv2"
+    ``squeezer``: the squeezer evaded, by name, or the :class:`FeatureSqueezing` detector attacked
+    (one with a single squeezer). ``budget`` and ``adv2_params`` go to
+    :func:`~advxai.attacks.adv2.make_adv2`."""
+
+    name = "adaptive_adv2_fs"
     modes = ("targeted",)
 
-    def __init__(self, model, interpreter="grad", squeezer: str = "median_3x3", sqz_weight: float = 1.0,
-                 plus_steps: int = 20, plus_eps: float | None = None, budget: str | None = None,
-                 targeted: bool = True, seed: int = 0, batch_size: int | None = None, **adv2_params):
+    def __init__(self, model, interpreter="grad", squeezer: "str | Squeezer | FeatureSqueezing" = "median_3x3",
+                 sqz_weight: float = 1.0, plus_steps: int = 20, plus_eps: float | None = None,
+                 budget: str | None = None, targeted: bool = True, seed: int = 0, batch_size: int | None = None,
+                 **adv2_params):
         from ..attacks.adv2 import make_adv2
 
         super().__init__(model, targeted=targeted, seed=seed, batch_size=batch_size)
+        if isinstance(squeezer, FeatureSqueezing):
+            if len(squeezer.squeezers) != 1:
+                raise ValueError(f"adaptive ADV² evades one squeezer; the detector has {len(squeezer.squeezers)} "
+                                 f"({', '.join(squeezer.names)}): pass the squeezer's name")
+            squeezer = squeezer.squeezers[0]
         self.squeezer = get_squeezer(squeezer)
         if not (isinstance(sqz_weight, (int, float)) and sqz_weight >= 0):
             raise ValueError(f"sqz_weight must be >= 0, got {sqz_weight!r}")
@@ -282,8 +281,3 @@ class AdaptiveADV2(Attack):
         finally:
             if isinstance(self.term, ProbabilityMatch):
                 self.term.reference = None
-
-
-def adaptive_adv2(model, interpreter="grad", squeezer: str = "median_3x3", **params) -> AdaptiveADV2:
-    """ADV² against ``interpreter`` that also evades the feature-squeezing ``squeezer``."""
-    return AdaptiveADV2(model, interpreter, squeezer, **params)

@@ -52,7 +52,7 @@ from ..runtime import cached, resolve_device
 
 __all__ = ["cam_class_maps", "second_class", "discrepancy", "DiscrepancyTerm", "InterpretationPGD",
            "worst_case_discrepancy", "RobustTrainConfig", "fit_interpretation_robust", "train_model",
-           "robustness_curve", "kendall_tau", "METHODS"]
+           "robustness_curve", "robustness_records", "kendall_tau", "METHODS"]
 
 METHODS = ("normal", "robust")
 CODE_VERSION = 1
@@ -272,25 +272,29 @@ def fit_interpretation_robust(model: Classifier, x_train: torch.Tensor, y_train:
     return {"history": history}
 
 
-def _code_digest() -> str:
+def _code_digest(arch=None) -> str:
     """Editing the training code (or the architectures) retrains the cached models."""
     from ..models import small
 
     import sys
 
-    # the whole module (the training loop, the discrepancy, the attack) and the architectures
+    # the whole module (the training loop, the discrepancy, the attack) and the architectures; one defined
+    # outside ``small`` (the wide ResNets) adds its own module, so the others' digests stay as they were
     text = inspect.getsource(sys.modules[__name__]) + inspect.getsource(small)
+    if arch is not None and arch.__module__ != small.__name__:
+        text += inspect.getsource(sys.modules[arch.__module__])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def train_model(arch: str = "digits_cnn", method: str = "robust", cfg: RobustTrainConfig | None = None,
-                n_train: int | None = None, device: str = "auto") -> Classifier:
-    """One of the study's small architectures trained here normally or interpretation-robustly (cached).
+                n_train: int | None = None, device: str = "auto", arch_options: dict | None = None) -> Classifier:
+    """One of the study's architectures trained here normally or interpretation-robustly (cached).
 
-    ``arch``: a small embedded architecture (``digits_cnn``, ``digits_vgg``, ``shapes_resnet``,
-    ``shapes_densenet``), trained on its own data set with its normalisation; ``n_train``: the
-    first ``n_train`` images of a seeded stratified sample of the training split (None: all).
-    The returned Classifier records its test accuracy and training history in ``info``.
+    ``arch``: an architecture the package trains (``digits_cnn``, ``digits_vgg``, ``shapes_resnet``,
+    ``shapes_densenet``, ``cifar10_wrn`` ...), trained on its own data set with its normalisation;
+    ``arch_options``: keywords of its constructor (a wide ResNet's ``depth`` and ``width``);
+    ``n_train``: the first ``n_train`` images of a seeded stratified sample of the training split
+    (None: all). The returned Classifier records its test accuracy and training history in ``info``.
     """
     from ..models.embedded import TRAINED, _load_split
     from ..models.training import evaluate
@@ -303,26 +307,32 @@ def train_model(arch: str = "digits_cnn", method: str = "robust", cfg: RobustTra
         raise ValueError(f"n_train must be None (the whole training split) or a positive integer, got {n_train!r}")
     cfg = (cfg or RobustTrainConfig()).check()
     spec = TRAINED[arch]
+    options = dict(arch_options or {})
     dev = resolve_device(device)
     settings = asdict(cfg)
     if method == "normal":  # the inner attack's settings do not exist for normal training
         for name in ("eps", "steps", "alpha", "lam"):
             settings.pop(name)
-    key = {"name": f"{arch}-{method}", "version": CODE_VERSION, "code": _code_digest(), "arch": arch,
+    key = {"name": f"{arch}-{method}", "version": CODE_VERSION, "code": _code_digest(spec.arch), "arch": arch,
            "dataset": spec.dataset, "method": method, "n_train": n_train, "config": settings, "mean": spec.mean,
            "std": spec.std, "trained_on": dev.type}
+    if options:  # only when given, so the keys of models trained before this option existed stay valid
+        key["arch_options"] = options
     train = _load_split(spec.dataset, "train", n_train)
     test = _load_split(spec.dataset, "test")
     index = train.sample_indices(n_train, seed=cfg.seed) if n_train and n_train < len(train) else torch.arange(len(train))
 
     def make() -> Classifier:
-        net = spec.arch(num_classes=train.num_classes) if spec.dataset == "shapes" else \
-            spec.arch(train.num_classes, train.image_shape[0])
+        try:
+            net = spec.arch(num_classes=train.num_classes, **options) if spec.dataset == "shapes" else \
+                spec.arch(train.num_classes, train.image_shape[0], **options)
+        except TypeError as exc:
+            raise ValueError(f"{arch} does not take the options {sorted(options)} ({exc})") from None
         info = ModelInfo(
             name=f"{arch}_{method}", dataset=spec.dataset, input_size=tuple(test.image_shape),
             class_names=list(test.classes), mean=spec.mean, std=spec.std,
             cam_layer="cam" if hasattr(net, "cam") else "layer3", feature_layer="head.pool",
-            classifier_layer="head.fc", architecture=spec.description,
+            classifier_layer="head.fc", architecture=spec.description + (f" ({options})" if options else ""),
             weights=f"{method} training here on {spec.dataset}" + (
                 f" (interpretation-robust: lambda={cfg.lam}, eps={cfg.eps:.4f}, {cfg.steps} PGD steps)"
                 if method == "robust" else ""))
@@ -346,34 +356,52 @@ def train_model(arch: str = "digits_cnn", method: str = "robust", cfg: RobustTra
     return model.eval()
 
 
-def robustness_curve(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps_values: Sequence[float],
-                     steps: int = 10, seed: int = 0, batch_size: int | None = None, label: str = "") -> list[dict]:
-    """The paper's Table VII for one model: per eps, accuracy under PGD and Kendall's tau of CAM maps.
-
-    Accuracy: ordinary L-inf PGD on the cross-entropy (random start, ``steps`` steps). Interpretation:
-    Kendall's tau-b between the benign native CAM map of the true class and that of the input found by
-    the worst-case-discrepancy PGD, averaged over images (NaN maps, from constant maps, are skipped).
-    ``eps = 0`` gives the clean accuracy and tau = 1. One record per eps.
-    """
+def robustness_records(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps_values: Sequence[float],
+                       steps: int = 10, seed: int = 0, batch_size: int | None = None) -> list[dict]:
+    """Per eps, the per-image values behind the paper's Table VII: ``correct`` (bool [N], the label kept under
+    untargeted PGD; at eps = 0 the clean prediction), ``tau`` (float [N], Kendall's tau-b between the benign
+    native CAM map of the true class and that of the input found by the worst-case-discrepancy PGD; NaN
+    for a constant map; 1 at eps = 0) and ``discrepancy`` (float [N], 0 at eps = 0)."""
     dev = next(model.buffers()).device
-    rows = []
+    records = []
     for eps in eps_values:
         eps = float(eps)
         if eps == 0:
             with torch.no_grad():
                 pred = torch.cat([model(x[s:s + 256].to(dev)).argmax(1).cpu() for s in range(0, len(x), 256)])
-            acc, tau, d_mean = (pred == y.cpu()).float().mean().item(), 1.0, 0.0
+            correct, taus, d = pred == y.cpu(), torch.ones(len(x)), torch.zeros(len(x))
         else:
             res = PGD(model, eps=eps, steps=steps, seed=seed, batch_size=batch_size)(x, y)
-            acc = 1.0 - res.success.float().mean().item()
+            correct = ~res.success.cpu()
             x_int, d = worst_case_discrepancy(model, x, y, eps, steps=steps, seed=seed, batch_size=batch_size)
             with torch.no_grad():
                 cls = y.to(dev)[:, None]
                 m0, _ = cam_class_maps(model, x.to(dev), cls)
                 m1, _ = cam_class_maps(model, x_int.to(dev), cls)
             taus = kendall_tau(m0, m1).cpu()
-            tau = taus[torch.isfinite(taus)].mean().item() if torch.isfinite(taus).any() else float("nan")
-            d_mean = d.mean().item()
-        rows.append({"model": label or model.info.name, "eps": eps, "accuracy": acc, "kendall_tau": tau,
-                     "discrepancy": d_mean, "n": len(x)})
+        records.append({"eps": eps, "correct": correct, "tau": taus.float(), "discrepancy": d.cpu().float()})
+    return records
+
+
+def robustness_curve(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps_values: Sequence[float],
+                     steps: int = 10, seed: int = 0, batch_size: int | None = None, label: str = "",
+                     records: list[dict] | None = None) -> list[dict]:
+    """The paper's Table VII for one model: per eps, accuracy under PGD and Kendall's tau of CAM maps.
+
+    Accuracy: ordinary L-inf PGD on the cross-entropy (random start, ``steps`` steps). Interpretation:
+    Kendall's tau-b between the benign native CAM map of the true class and that of the input found by
+    the worst-case-discrepancy PGD, averaged over images (NaN maps, from constant maps, are skipped).
+    ``eps = 0`` gives the clean accuracy and tau = 1. One record per eps; ``records`` (from
+    :func:`robustness_records`) are summarised instead of measured again.
+    """
+    records = records if records is not None else robustness_records(model, x, y, eps_values, steps, seed, batch_size)
+    rows = []
+    for r in records:
+        taus, ok = r["tau"], torch.isfinite(r["tau"])
+        tau = 1.0 if r["eps"] == 0 else (taus[ok].mean().item() if ok.any() else float("nan"))
+        # 1 - (share fooled) at eps > 0, as the accuracy was always computed (the same value to the last bit)
+        acc = r["correct"].float().mean().item() if r["eps"] == 0 else 1.0 - (~r["correct"]).float().mean().item()
+        rows.append({"model": label or model.info.name, "eps": r["eps"], "accuracy": acc,
+                     "kendall_tau": tau, "discrepancy": 0.0 if r["eps"] == 0 else r["discrepancy"].mean().item(),
+                     "n": len(x)})
     return rows

@@ -36,6 +36,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..runtime import module_device
+from .base import Detector, as_scores, check_images
+
 __all__ = ["stack_maps", "ModelFeatures", "PixelFeatures", "MultiInterpreterDetector", "DetectionScore",
            "detection_scores", "balanced_split", "explain_all", "BOOSTERS"]
 
@@ -122,7 +125,7 @@ class ModelFeatures:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.buffers()).device
+        return module_device(self.model)
 
     @torch.no_grad()
     def __call__(self, stacked: torch.Tensor) -> torch.Tensor:
@@ -207,25 +210,42 @@ def explain_all(interpreters: Sequence, x: torch.Tensor, batch_size: int = 64) -
     return out
 
 
-class MultiInterpreterDetector:
-    """Stacked attribution maps -> frozen features -> gradient boosting; 1 = adversarial.
+class MultiInterpreterDetector(Detector):
+    """Stacked attribution maps -> frozen features -> gradient boosting; the score is the booster's
+    probability that an input is adversarial. A supervised detector.
 
     ``extractor``: any callable [N, k, H, W] -> [N, D] (:class:`ModelFeatures`, :class:`PixelFeatures`);
-    ``booster``: ``"gb"`` (scikit-learn's GradientBoostingClassifier, as the paper) or ``"hist"``
-    (HistGradientBoostingClassifier, faster on thousands of inputs); ``product``: add the product of
-    two maps as a third channel; extra keywords go to the booster.
+    ``interpreters``: the :class:`~advxai.interpreters.Interpreter` objects whose maps are stacked, in
+    order (all of one model); ``booster``: ``"gb"`` (scikit-learn's GradientBoostingClassifier, as the
+    paper) or ``"hist"`` (HistGradientBoostingClassifier, faster on thousands of inputs); ``product``:
+    add the product of two maps as a third channel; extra keywords go to the booster.
 
-    ``fit(benign_maps, adversarial_maps)`` takes, for each set, one map tensor per interpreter (the
-    same interpreters in the same order) and wants balanced sets (see :func:`balanced_split`);
-    ``score`` returns a :class:`DetectionScore`.
+    On images: ``fit(x_benign, x_adversarial)`` computes the maps itself and trains the booster on as
+    many benign as adversarial images (the larger set subsampled, seeded); ``calibrate(x)`` on other
+    benign images sets the threshold; ``score``/``detect`` as every detector.
+
+    On maps already computed (one tensor per interpreter, the same interpreters in the same order;
+    no ``interpreters`` needed): ``fit_maps(benign_maps, adversarial_maps)`` on balanced sets (see
+    :func:`balanced_split`), ``predict_proba(maps)``, and ``evaluate_maps`` for the paper's
+    :class:`DetectionScore` at probability 0.5.
     """
 
-    def __init__(self, extractor: Callable[[torch.Tensor], torch.Tensor], booster: str = "gb", product: bool = False,
-                 seed: int = 0, **booster_params):
+    name = "multi_interpreter"
+    supervised = True
+
+    def __init__(self, extractor: Callable[[torch.Tensor], torch.Tensor], interpreters: Sequence = (),
+                 booster: str = "gb", product: bool = False, seed: int = 0, fpr: float = 0.05, batch_size: int = 64,
+                 **booster_params):
         if booster not in BOOSTERS:
             raise ValueError(f"unknown booster {booster!r}; valid: {', '.join(BOOSTERS)}")
         if not callable(extractor):
             raise ValueError("extractor must be a callable [N, k, H, W] -> [N, D] (e.g. ModelFeatures(model))")
+        interpreters = list(interpreters)
+        models = {id(i.model) for i in interpreters}
+        if len(models) > 1:
+            raise ValueError("the interpreters must explain one model")
+        super().__init__(interpreters[0].model if interpreters else None, fpr, batch_size)
+        self.interpreters = interpreters
         self.extractor, self.booster, self.product, self.seed = extractor, booster, product, int(seed)
         self.booster_params = booster_params
         self.channels: int | None = None
@@ -252,7 +272,47 @@ class MultiInterpreterDetector:
         """The extractor's feature vectors [N, D] of the stacked maps."""
         return self._stacked_features(maps)[1]
 
-    def fit(self, benign: MapsLike, adversarial: MapsLike) -> "MultiInterpreterDetector":
+    # -- on images ------------------------------------------------------------------------------
+    def _need_interpreters(self) -> None:
+        if not self.interpreters:
+            raise ValueError(f"{self.name} was built without interpreters, so it works on maps (fit_maps, "
+                             f"predict_proba); build it with interpreters=[...] to use it on images")
+
+    def maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The maps [N, 1, H, W] of every interpreter on ``x`` (each explaining the model's prediction), CPU."""
+        self._need_interpreters()
+        return explain_all(self.interpreters, x.to(self.device), self.batch_size)
+
+    def fit(self, benign: torch.Tensor, adversarial: torch.Tensor | None = None) -> "MultiInterpreterDetector":
+        """Train the booster on the maps of as many benign as adversarial images (the larger set subsampled)."""
+        self._need_interpreters()
+        if adversarial is None:
+            raise ValueError(f"{self.name} is supervised: fit(x_benign, x_adversarial) needs adversarial images too")
+        check_images(benign, self.name)
+        check_images(adversarial, self.name)
+        if len(benign) < 1 or len(adversarial) < 1:
+            raise ValueError(f"{self.name}: fitting needs benign and adversarial images, got {len(benign)} and "
+                             f"{len(adversarial)}")
+        g = torch.Generator().manual_seed(self.seed)
+        k = min(len(benign), len(adversarial))
+        xb = benign[torch.randperm(len(benign), generator=g)[:k]]
+        xa = adversarial[torch.randperm(len(adversarial), generator=g)[:k]]
+        self.fit_maps(self.maps(xb), self.maps(xa))
+        self._fitted_on(xb, xa)
+        return self
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """The booster's probability that each image is adversarial [B] (float64, CPU)."""
+        check_images(x, self.name)
+        self._need_interpreters()
+        self._need_fit()
+        if len(x) == 0:
+            return torch.zeros(0, dtype=torch.float64)
+        return as_scores(self.predict_proba(self.maps(x)))
+
+    # -- on maps --------------------------------------------------------------------------------
+    def fit_maps(self, benign: MapsLike, adversarial: MapsLike) -> "MultiInterpreterDetector":
+        """Train the booster on balanced sets of maps (one tensor per interpreter each)."""
         self.channels = self.map_size = None  # refitting starts afresh
         stacked, fb = self._stacked_features(benign)
         self.channels, self.map_size = stacked.shape[1], tuple(stacked.shape[-2:])
@@ -267,21 +327,20 @@ class MultiInterpreterDetector:
         clf = self._new_classifier()
         clf.fit(np.concatenate([fb, fa]), np.concatenate([np.zeros(len(fb)), np.ones(len(fa))]))
         self._clf = clf
+        self._fitted_on()
         return self
 
     def predict_proba(self, maps: MapsLike) -> np.ndarray:
         """The probability that each input is adversarial, [N]."""
         if self._clf is None:
-            raise RuntimeError("the detector is not fitted yet; call fit(benign_maps, adversarial_maps) first")
+            raise RuntimeError(f"{self.name}: not fitted; call fit(x_benign, x_adversarial) or "
+                               f"fit_maps(benign_maps, adversarial_maps) first")
         return self._clf.predict_proba(self.features(maps))[:, 1]
 
-    def predict(self, maps: MapsLike) -> np.ndarray:
-        """1 for inputs flagged adversarial, 0 for benign ones."""
-        return (self.predict_proba(maps) > 0.5).astype(int)
-
-    def score(self, benign: MapsLike, adversarial: MapsLike) -> DetectionScore:
+    def evaluate_maps(self, benign: MapsLike, adversarial: MapsLike) -> DetectionScore:
+        """The paper's scores on held-out maps (flagged at probability > 0.5)."""
         return detection_scores(self.predict_proba(benign), self.predict_proba(adversarial))
 
     def __repr__(self) -> str:
-        return (f"MultiInterpreterDetector({self.extractor!r}, booster={self.booster!r}, product={self.product}, "
-                f"seed={self.seed})")
+        return (f"MultiInterpreterDetector({self.extractor!r}, interpreters={[i.name for i in self.interpreters]}, "
+                f"booster={self.booster!r}, product={self.product}, seed={self.seed})")
