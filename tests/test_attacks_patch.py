@@ -101,6 +101,29 @@ def test_deterministic_under_a_seed(mlp, digits):
     assert torch.equal(augment(train[:4], 10, seed=2), augment(train[:4], 10, seed=2))
 
 
+def test_fit_cached_learns_once_per_model_images_and_settings(mlp, digits, tmp_cache, monkeypatch):
+    train, x, y = digits
+    first = LaVAN(mlp, TARGET, size=0.1, steps=4, train_batch=8, seed=3).fit_cached(train)
+    fitted = LaVAN(mlp, TARGET, size=0.1, steps=4, train_batch=8, seed=3).fit(train)
+    assert torch.equal(first.patch, fitted.patch) and first.history == fitted.history
+    assert len(list((tmp_cache / "patches").glob("lavan-*.pt"))) == 1
+
+    def no_training(self, *args, **kwargs):
+        raise AssertionError("fit_cached trained a patch it had in the cache")
+
+    monkeypatch.setattr(LaVAN, "fit", no_training)
+    again = LaVAN(mlp, TARGET, size=0.1, steps=4, train_batch=8, seed=3).fit_cached(train)
+    assert torch.equal(again.patch, first.patch) and again.history == first.history
+    # other images, other settings or other weights are another patch
+    for attack, images in ((LaVAN(mlp, TARGET, size=0.1, steps=4, train_batch=8, seed=3), train[:48]),
+                           (LaVAN(mlp, TARGET, size=0.1, steps=5, train_batch=8, seed=3), train)):
+        with pytest.raises(AssertionError, match="trained a patch"):
+            attack.fit_cached(images)
+    other = small_digits_mlp(seed=1)
+    with pytest.raises(AssertionError, match="trained a patch"):
+        LaVAN(other, TARGET, size=0.1, steps=4, train_batch=8, seed=3).fit_cached(train)
+
+
 def test_registry_and_bad_input(mlp, digits):
     train, x, y = digits
     assert isinstance(get_attack("patch", mlp, target_class=1), AdversarialPatch)

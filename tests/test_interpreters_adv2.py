@@ -16,7 +16,7 @@ from advxai.interpreters.rts import RTS, RTSConfig, encoder_layers, train_rts
 from advxai.interpreters.surrogate import (SmoothReLU, smooth_relu, smooth_relu6, smooth_relu_backward,
                                            surrogate_derivative)
 
-from .helpers import batch, tiny_classifier, trained_digits_classifier
+from .helpers import batch, smoke_model, tiny_classifier, trained_digits_classifier
 
 # --------------------------------------------------------------------------- registry
 
@@ -268,9 +268,7 @@ def test_mask_objective_matches_its_definition_and_settings_are_checked():
 
 @pytest.fixture(scope="module")
 def shapes_smoke_model():
-    from advxai.models import get_model
-
-    return get_model("shapes_resnet", device="cpu", train_budget="smoke")
+    return smoke_model("shapes_resnet")
 
 
 def test_rts_training_lowers_its_loss_and_its_maps_localise(shapes_smoke_model, tmp_cache):

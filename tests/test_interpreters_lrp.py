@@ -1,5 +1,10 @@
-"""LRP / DTD / CLRP / SGLRP: against zennit's rules, relevance conservation, big models, bad input."""
+"""LRP / DTD / CLRP / SGLRP: against zennit's rules, relevance conservation, big models, bad input.
+
+zennit is the oracle of the rule tests only (a test dependency): those take the ``zen`` fixture and
+are skipped without it; every other test runs without zennit."""
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -10,12 +15,18 @@ from advxai.interpreters.lrp import LRP, LRPError
 from advxai.models import Classifier, ModelInfo
 from advxai.models.small import BasicBlock, DigitsVGG, GAPHead
 
-zennit = pytest.importorskip("zennit")
-from zennit.attribution import Gradient  # noqa: E402
-from zennit.canonizers import SequentialMergeBatchNorm  # noqa: E402
-from zennit.composites import LayerMapComposite, SpecialFirstLayerMapComposite  # noqa: E402
-from zennit.rules import AlphaBeta, Epsilon, Norm, Pass, ZBox, ZPlus  # noqa: E402
-from zennit.types import Activation, AvgPool, Convolution, Linear  # noqa: E402
+
+@pytest.fixture(scope="module")
+def zen():
+    """zennit's attribution, canonizers, composites, rules and layer types (the test is skipped without zennit)."""
+    pytest.importorskip("zennit")
+    from zennit import attribution, canonizers, composites, rules, types
+
+    return SimpleNamespace(**{name: getattr(module, name) for module, names in (
+        (attribution, ["Gradient"]), (canonizers, ["SequentialMergeBatchNorm"]),
+        (composites, ["LayerMapComposite", "SpecialFirstLayerMapComposite"]),
+        (rules, ["AlphaBeta", "Epsilon", "Norm", "Pass", "ZBox", "ZPlus"]),
+        (types, ["Activation", "AvgPool", "Convolution", "Linear"])) for name in names})
 
 
 def wrap(net, channels=3, size=16, classes=6, mean=0.4, std=0.3, name="net") -> Classifier:
@@ -52,16 +63,17 @@ def small_model(bn=False, bias=True, seed=0):
     return wrap(net)
 
 
-def zennit_relevance(model, x, target, hidden, first=None, canonizers=()):
-    layer_map = [(Activation, Pass()), (AvgPool, Norm()), (Convolution, hidden), (Linear, hidden)]
+def zennit_relevance(zen, model, x, target, hidden, first=None, canonizers=()):
+    layer_map = [(zen.Activation, zen.Pass()), (zen.AvgPool, zen.Norm()), (zen.Convolution, hidden),
+                 (zen.Linear, hidden)]
     if first is None:
-        composite = LayerMapComposite(layer_map=layer_map, canonizers=list(canonizers))
+        composite = zen.LayerMapComposite(layer_map=layer_map, canonizers=list(canonizers))
     else:
-        composite = SpecialFirstLayerMapComposite(layer_map=layer_map, first_map=[(Convolution, first)],
-                                                  canonizers=list(canonizers))
+        composite = zen.SpecialFirstLayerMapComposite(layer_map=layer_map, first_map=[(zen.Convolution, first)],
+                                                      canonizers=list(canonizers))
     seed = torch.nn.functional.one_hot(target, model.info.num_classes).float()
     x = x.clone().requires_grad_(True)
-    with Gradient(model=model, composite=composite) as attributor:
+    with zen.Gradient(model=model, composite=composite) as attributor:
         _, rel = attributor(x, seed)
     # zennit attributes to the raw pixel through the normalisation (a division by std): undo it
     return rel * model.std
@@ -79,43 +91,49 @@ def batch():
 
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("rule", ["epsilon", "zplus", "alpha_beta", "dtd"])
-def test_rules_match_zennit(batch, rule, bias):
+def test_rules_match_zennit(zen, batch, rule, bias):
     model = small_model()
     target = torch.tensor([0, 1, 2, 5])
     zero = None if bias else "bias"
     low, high = box(model)
     if rule == "epsilon":
         ours = LRP(model, rule="epsilon", epsilon=0.05, bias=bias)
-        ref = zennit_relevance(model, batch, target, Epsilon(0.05, zero_params=zero))
+        ref = zennit_relevance(zen, model, batch, target, zen.Epsilon(0.05, zero_params=zero))
     elif rule == "zplus":
         ours = LRP(model, rule="zplus", bias=bias)
-        ref = zennit_relevance(model, batch, target, ZPlus(zero_params=zero))
+        ref = zennit_relevance(zen, model, batch, target, zen.ZPlus(zero_params=zero))
     elif rule == "alpha_beta":
         ours = LRP(model, rule="alpha_beta", alpha=2.0, beta=1.0, bias=bias)
-        ref = zennit_relevance(model, batch, target, AlphaBeta(2.0, 1.0, zero_params=zero))
+        ref = zennit_relevance(zen, model, batch, target, zen.AlphaBeta(2.0, 1.0, zero_params=zero))
     else:
         ours = LRP(model, rule="dtd", bias=bias)
-        ref = zennit_relevance(model, batch, target, ZPlus(zero_params=zero), ZBox(low, high, zero_params=zero))
+        ref = zennit_relevance(zen, model, batch, target, zen.ZPlus(zero_params=zero),
+                               zen.ZBox(low, high, zero_params=zero))
     expl = ours(batch, target)
     assert expl.raw.shape == batch.shape and expl.maps.shape == (4, 1, 16, 16)
     torch.testing.assert_close(expl.raw, ref, rtol=1e-4, atol=1e-6)
 
 
-def test_alpha1_beta0_is_zplus_and_matches_zennit(batch):
+def test_alpha1_beta0_is_zplus(batch):
     model = small_model()
     a = LRP(model, rule="alpha_beta", alpha=1.0, beta=0.0)(batch).raw
     torch.testing.assert_close(a, LRP(model, rule="zplus")(batch).raw)
+
+
+def test_alpha1_beta0_matches_zennit(zen, batch):
+    model = small_model()
+    a = LRP(model, rule="alpha_beta", alpha=1.0, beta=0.0)(batch).raw
     target = model(batch).argmax(1)
-    torch.testing.assert_close(a, zennit_relevance(model, batch, target, AlphaBeta(1.0, 0.0, zero_params="bias")),
-                               rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(a, zennit_relevance(zen, model, batch, target,
+                                                   zen.AlphaBeta(1.0, 0.0, zero_params="bias")), rtol=1e-4, atol=1e-6)
 
 
-def test_batchnorm_is_merged_like_zennit(batch):
+def test_batchnorm_is_merged_like_zennit(zen, batch):
     model = small_model(bn=True)
     target = model(batch).argmax(1)
     lrp = LRP(model, rule="epsilon", epsilon=0.01, bias=True)
     assert "features.3+features.4" in lrp.layer_rules
-    ref = zennit_relevance(model, batch, target, Epsilon(0.01), canonizers=[SequentialMergeBatchNorm()])
+    ref = zennit_relevance(zen, model, batch, target, zen.Epsilon(0.01), canonizers=[zen.SequentialMergeBatchNorm()])
     torch.testing.assert_close(lrp(batch, target).raw, ref, rtol=1e-4, atol=1e-6)
 
 
@@ -157,7 +175,8 @@ def test_digits_vgg_is_exact_dtd():
 
 
 def test_clrp_and_sglrp_follow_their_formulas(batch):
-    model = small_model()
+    # in float64: CLRP subtracts two nearly equal relevance maps, and float32 leaves only three digits of that
+    model, batch = small_model().double(), batch.double()
     target = torch.tensor([0, 1, 2, 3])
     logits = model(batch)
     per_class = torch.stack([LRP(model, rule="epsilon")(batch, torch.full((4,), k)).raw for k in range(6)], 1)

@@ -53,7 +53,8 @@ from .adv2 import ADV2, ADV2CW, ADV2Mask, make_adv2, make_adv2_cw  # noqa: E402
 
 ATTACKS.register("adv2", "ADV² (Zhang et al.): targeted PGD that also keeps a chosen interpretation; "
                  "interpreter=grad|cam|gradcam|rts|mask, budget=paper|quick|smoke")(make_adv2)
-ATTACKS.register("adv2_cw", "ADV² on Carlini & Wagner L2: the interpretation term added to the C&W objective")(make_adv2_cw)
+ATTACKS.register("adv2_cw", "ADV² on Carlini & Wagner L2: the interpretation term added to the C&W objective "
+                 "(MASK: its look-ahead term)")(make_adv2_cw)
 
 __all__ += ["ADV2", "ADV2CW", "ADV2Mask", "make_adv2", "make_adv2_cw"]
 
@@ -61,6 +62,33 @@ from .stadv import ADV2StAdv, StAdv, make_adv2_stadv  # noqa: E402
 
 ATTACKS.register("stadv", "StAdv (Xiao et al.): a smooth flow field, bilinear resampling, Adam; a framework")(StAdv)
 ATTACKS.register("adv2_stadv", "ADV² on StAdv: the interpretation term added to the flow attack "
-                 "(interpreter=grad|cam|gradcam|rts, budget=paper|quick|smoke)")(make_adv2_stadv)
+                 "(interpreter=grad|cam|gradcam|rts|mask, budget=full|quick|smoke)")(make_adv2_stadv)
 
 __all__ += ["ADV2StAdv", "StAdv", "make_adv2_stadv"]
+
+
+def _defined_in(module: str, name: str):
+    """A factory that imports ``advxai.<module>`` on first use: the adaptive attacks live beside the defense
+    they adapt to, a layer above the attacks, so the registry names them without importing them."""
+    import importlib
+
+    def build(*args, **kwargs):
+        return getattr(importlib.import_module(f"advxai.{module}"), name)(*args, **kwargs)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"{name} from advxai.{module} (imported on first use)."
+    return build
+
+
+ATTACKS.register("adaptive_adv2_fs", "ADV² adapted to feature squeezing (Zhang et al.): the squeezer's disagreement "
+                 "in the objective, or a two-stage search for bit depth; squeezer=<name> or the detector")(
+    _defined_in("defenses.feature_squeezing", "AdaptiveADV2"))
+ATTACKS.register("adaptive_hb", "heat and blur's Algorithm 2 (Brama & Grinshpoun): an inner attack's perturbation kept "
+                 "on the defense's heat-map pixels, repeated; defense=HeatAndBlur, attack=<name>")(
+    _defined_in("defenses.heat_and_blur", "AdaptiveHeatAndBlur"))
+ATTACKS.register("adaptive_aid", "ADV² against RTS^A (AID-distilled RTS), optionally also pulling the AID detector's "
+                 "two maps together (match_weight > 0); detector=AIDDetector or the decoders' budgets")(
+    _defined_in("defenses.aid", "AdaptiveAID"))
+ATTACKS.register("interpretation_pgd", "PGD that maximises the 2-class CAM discrepancy (Boopathy et al.): the inner "
+                 "attack of interpretation-robust training, untargeted")(
+    _defined_in("defenses.interpretation_robust", "InterpretationPGD"))

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..runtime import module_device
+
 __all__ = ["Attack", "AttackResult", "check_budget", "perturbation_norms"]
 
 
@@ -115,10 +117,7 @@ class Attack:
     # -- the call -------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
-        try:
-            return next(self.model.buffers()).device
-        except StopIteration:
-            return next(self.model.parameters()).device
+        return module_device(self.model)
 
     def num_classes(self) -> int | None:
         info = getattr(self.model, "info", None)

@@ -19,6 +19,7 @@ the whole batch); the patch is updated by Adam (or SGD) and clipped to [0, 1] af
 Usage::
 
     attack = AdversarialPatch(model, target_class=954, size=0.25).fit(train_images)
+    attack.fit_cached(train_images)                  # the same, learned once and then read from the cache
     x_patched = attack.apply(x)                       # random placement, seeded
     result = attack(x, y)                            # an AttackResult; success = prediction is the target
 
@@ -256,6 +257,40 @@ class PatchAttack(Attack):
                 history["target_rate"].append(float((logits.argmax(1) == self.target_class).float().mean()))
         self.patch = patch.detach()
         self.history = history
+        return self
+
+    def settings(self) -> dict:
+        """Everything besides the model and the images that determines the learned patch."""
+        return {"target_class": self.target_class, "size": self.size, "shape": self.shape, "scale": list(self.scale),
+                "max_angle": self.max_angle, "location": self.location, "steps": self.steps, "lr": self.lr,
+                "optimizer": self.optimizer, "train_batch": self.train_batch, "seed": self.seed}
+
+    def fit_cached(self, images: torch.Tensor, progress: bool = False) -> "PatchAttack":
+        """:meth:`fit`, or the patch learned before from the same start: stored under
+        ``$ADVXAI_CACHE/patches``, keyed by the attack's :meth:`settings`, a digest of the model's
+        weights, a digest of the training images, a digest of the patch code and the device type (a
+        GPU's arithmetic differs in the last bits). The training history comes back with the patch."""
+        import hashlib
+
+        from ..runtime import cached, code_digest, model_digest
+
+        self._check_images(images, "training images")
+        # digested once here: the cache hashes every tensor in a key each time it reads the key
+        pixels = hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+        info = getattr(self.model, "info", None)
+        spec = {"name": f"{self.name}-{getattr(info, 'name', type(self.model).__name__)}-{self.target_class}",
+                "attack": self.name, "settings": self.settings(), "model_digest": model_digest(self.model),
+                "images": pixels, "image_shape": list(images.shape), "code": code_digest(self),
+                "device_type": self.device.type}
+
+        def build():
+            self.fit(images, progress=progress)
+            return {"patch": self.patch.cpu(), "loss": torch.tensor(self.history["loss"]),
+                    "target_rate": torch.tensor(self.history["target_rate"])}
+
+        payload = cached("patches", spec, build)
+        self.set_patch(payload["patch"])
+        self.history = {k: payload[k].tolist() for k in ("loss", "target_rate")}
         return self
 
     # -- using the patch -------------------------------------------------------------------------

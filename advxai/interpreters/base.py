@@ -21,6 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..runtime import module_device
+
 __all__ = ["Explanation", "Interpreter", "minmax_normalize", "upsample_to"]
 
 
@@ -67,10 +69,7 @@ class Interpreter:
     # -- the call -------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
-        try:
-            return next(self.model.buffers()).device
-        except StopIteration:
-            return next(self.model.parameters()).device
+        return module_device(self.model)
 
     def explain(self, x: torch.Tensor, target: torch.Tensor | int | None = None,
                 create_graph: bool = False) -> Explanation:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from .base import Explanation, Interpreter
 from .ops import gaussian_blur, shift_images, total_variation
 
-__all__ = ["Mask", "AdamState", "adam_step"]
+__all__ = ["Mask", "AdamState", "adam_step", "MaskTask", "mask_maps"]
 
 FORMULATIONS = ("basic", "refined")
 PERTURBATIONS = ("blur", "noise")
@@ -162,3 +162,46 @@ class Mask(Interpreter):
         maps = self.to_maps(m, tuple(x.shape[-2:]))
         return Explanation(maps=maps.detach(), raw=m, target=target, logits=None,
                            extras={"native": 1 - m, "keep_mask": m, "loss": loss})
+
+
+# --------------------------------------------------------------------------- MASK maps over shards
+
+
+class MaskTask:
+    """One shard of MASK maps (picklable: the settings travel, the model comes as an object)."""
+
+    def __init__(self, settings: dict):
+        self.settings = dict(settings)
+
+    def __call__(self, shard: dict, model) -> dict:
+        e = Mask(model, **self.settings).attribute(shard["x"], shard["target"], False)
+        return {"maps": e.maps, "keep_mask": e.extras["keep_mask"], "loss": e.extras["loss"]}
+
+
+def mask_maps(model, x: torch.Tensor, target: torch.Tensor, *, key: dict | None = None, index=None, engine=None,
+              shard_size: int | None = None, cache: bool = True, **settings) -> Explanation:
+    """MASK's maps of ``x`` for classes ``target``, optimised over shards of images on the current
+    engine (or ``engine``), each shard cached: ``Mask(model, **settings).explain(x, target)`` for
+    many images, resumable and spread over a cluster. With the blur perturbation (the default) each
+    image's optimisation involves that image only; the noise perturbation draws its noise for the
+    whole shard, so there the shard size is part of the result.
+
+    The cache key holds the settings, the model's weights' digest, this module's code digest and a
+    digest of each shard's images and classes; ``key`` may add a description (the data set, say)
+    and ``index`` names the images (data-set indices) in the shard keys.
+    """
+    from ..engine import current
+    from ..runtime import code_digest, model_digest, module_device
+
+    probe = Mask(model, **settings)  # bad settings fail here, on the driver, before any shard is sent
+    target = torch.as_tensor(target, dtype=torch.long).reshape(-1)
+    name = getattr(getattr(model, "info", None), "name", "model")
+    job_key = {"name": f"mask-{name}", **dict(key or {}), "settings": settings, "model_digest": model_digest(model),
+               "code": code_digest(probe), "device_type": module_device(model).type}
+    eng = engine if engine is not None else current()
+    out = eng.map(MaskTask(settings), {"x": x, "target": target}, key=job_key, index=index, objects={"model": model},
+                  shard_size=shard_size, kind="mask_maps", desc=f"MASK maps on {name}", cache=cache)
+    dev = module_device(model)
+    m = out["keep_mask"].to(dev)
+    return Explanation(maps=out["maps"].to(dev), raw=m, target=target.to(dev), logits=None,
+                       extras={"native": 1 - m, "keep_mask": m, "loss": out["loss"].to(dev)})

@@ -27,7 +27,6 @@ for any black box. With the classifier as its own encoder (the default), the enc
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import asdict, dataclass
 
@@ -35,7 +34,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..runtime import cached, resolve_device
+# model_digest (the digest a cached decoder was trained for) is the runtime's, re-exported here for
+# callers that import it from this module; its value is unchanged, so cached decoders stay valid.
+from ..runtime import cached, model_digest, resolve_device
 from .base import Explanation, Interpreter, upsample_to
 from .ops import gaussian_blur, total_variation
 
@@ -49,15 +50,6 @@ KNOWN_LAYERS = {
     "resnet152": ["layer4", "layer3", "layer2", "layer1"],
     "densenet169": ["cam", "features.denseblock3", "features.denseblock2", "features.denseblock1"],
 }
-
-
-def model_digest(model: nn.Module) -> str:
-    """A short digest of a model's parameters and buffers (what a cached decoder was trained for)."""
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def encoder_layers(model, stride: int = 4) -> list[str]:

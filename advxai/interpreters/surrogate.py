@@ -25,8 +25,12 @@ second-order gradient::
         loss(grad).backward()          # now non-zero through every ReLU
 
 It swaps every ``nn.ReLU``/``nn.ReLU6`` module of the model for a surrogate module (restoring
-them on exit) and, while active, routes ``F.relu``, ``torch.relu`` and ``F.relu6`` calls made by
-any model code through the surrogate too.
+them on exit). Functional calls (``F.relu``, ``torch.relu``, ``F.relu6``; torchvision's DenseNet and
+Inception make them in their ``forward``) are routed through the surrogate by a
+:class:`torch.overrides.TorchFunctionMode` that is active only while one of the model's modules
+runs, and only on the thread running it: nothing is patched in ``torch`` itself, so a ReLU computed
+outside the model, or by another thread, keeps its exact derivative. Without a model
+(``smooth_relu_backward(None)``) the mode covers the whole block, on the entering thread only.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ import threading
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 __all__ = ["DEFAULT_TAU", "surrogate_derivative", "smooth_relu", "smooth_relu6", "SmoothReLU", "SmoothReLU6",
            "smooth_relu_backward"]
@@ -43,10 +48,7 @@ __all__ = ["DEFAULT_TAU", "surrogate_derivative", "smooth_relu", "smooth_relu6",
 DEFAULT_TAU = 1e-4
 KINDS = ("h", "sigmoid")
 
-_ORIGINAL_RELU = F.relu
-_ORIGINAL_TORCH_RELU = torch.relu
-_ORIGINAL_RELU6 = F.relu6
-_lock = threading.RLock()
+_lock = threading.RLock()  # one surrogate context at a time: two on one model would undo each other's module swaps
 
 
 def _antiderivative(z: torch.Tensor, tau: float, kind: str) -> torch.Tensor:
@@ -118,32 +120,73 @@ def _swap_modules(model: nn.Module, tau: float, kind: str) -> list[tuple[nn.Modu
     return swapped
 
 
+class _FunctionalSurrogate(TorchFunctionMode):
+    """Answers ``F.relu``, ``torch.relu`` and ``F.relu6`` with the surrogate (forward values unchanged);
+    every other function runs as it is. (``inplace=True`` is ignored: the surrogate builds a new tensor,
+    and the callers use the returned one.)"""
+
+    def __init__(self, tau: float, kind: str):
+        super().__init__()
+        self.tau, self.kind = tau, kind
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func is F.relu or func is torch.relu:
+            return smooth_relu(args[0], self.tau, self.kind)
+        if func is F.relu6:
+            return smooth_relu6(args[0], self.tau, self.kind)
+        return func(*args, **(kwargs or {}))
+
+
+class _WhileRunning:
+    """Forward hooks on every module of a model that keep a :class:`_FunctionalSurrogate` entered while any
+    of them runs on the calling thread (entered at the outermost module, left when it returns or raises)."""
+
+    def __init__(self, model: nn.Module, tau: float, kind: str):
+        self.tau, self.kind = tau, kind
+        self.local = threading.local()  # depth and mode per thread: other threads never see the mode
+        self.handles = []
+        for module in model.modules():
+            self.handles.append(module.register_forward_pre_hook(self._enter))
+            self.handles.append(module.register_forward_hook(self._leave, always_call=True))
+
+    def _enter(self, module, args):
+        depth = getattr(self.local, "depth", 0)
+        if depth == 0:
+            self.local.mode = _FunctionalSurrogate(self.tau, self.kind)
+            self.local.mode.__enter__()
+        self.local.depth = depth + 1
+
+    def _leave(self, module, args, output):
+        self.local.depth -= 1
+        if self.local.depth == 0:
+            mode, self.local.mode = self.local.mode, None
+            mode.__exit__(None, None, None)
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
 @contextlib.contextmanager
 def smooth_relu_backward(model: nn.Module | None = None, tau: float = DEFAULT_TAU, kind: str = "h",
                          functional: bool = True):
-    """Inside the block, ReLU/ReLU6 of ``model`` (and functional ReLU calls) use the surrogate derivative.
+    """Inside the block, ReLU/ReLU6 of ``model`` (modules and functional calls in its forward) use the
+    surrogate derivative; with ``model=None``, every functional ReLU call of the block on this thread.
 
     Forward values are unchanged (bit for bit), so predictions and first-order maps computed inside
-    the block equal ReLU's except where ``|z|`` is within a few ``sqrt(tau)`` of zero. Modules are
-    restored on exit, also when the block raises. ``functional=False`` leaves ``F.relu`` alone.
+    the block equal ReLU's except where ``|z|`` is within a few ``sqrt(tau)`` of zero. Modules and hooks
+    are restored on exit, also when the block raises. ``functional=False`` leaves functional calls alone.
     """
     _check(tau, kind)
     with _lock:
         swapped = _swap_modules(model, tau, kind) if model is not None else []
-        patched = False
-        if functional:
-            def relu(z, inplace=False):
-                return smooth_relu(z, tau, kind)
-
-            def relu6(z, inplace=False):
-                return smooth_relu6(z, tau, kind)
-
-            F.relu, torch.relu, F.relu6 = relu, (lambda z: smooth_relu(z, tau, kind)), relu6
-            patched = True
+        scope = _WhileRunning(model, tau, kind) if functional and model is not None else None
+        block = _FunctionalSurrogate(tau, kind) if functional and model is None else contextlib.nullcontext()
         try:
-            yield model
+            with block:
+                yield model
         finally:
-            if patched:
-                F.relu, torch.relu, F.relu6 = _ORIGINAL_RELU, _ORIGINAL_TORCH_RELU, _ORIGINAL_RELU6
+            if scope is not None:
+                scope.remove()
             for parent, name, child in reversed(swapped):
                 setattr(parent, name, child)
