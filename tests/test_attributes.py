@@ -342,7 +342,7 @@ def test_pointing_game():
 
 
 def test_study_steps_end_to_end_on_a_tiny_model():
-    from advxai.attributes.study import attack_and_embed, embed, fit_sje, select_and_ground
+    from advxai.attributes.pipeline import attack_and_embed, embed, fit_sje, select_and_ground
     from advxai.data.shapes import load_shapes_dataset
 
     ds = load_shapes_dataset("test", n=12, use_cache=False)
