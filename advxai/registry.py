@@ -17,7 +17,16 @@ class Entry:
     name: str
     factory: Callable[..., Any]
     description: str = ""
-    meta: dict = field(default_factory=dict)
+    raw_meta: dict = field(default_factory=dict)  # values, or callables that compute them
+
+    @property
+    def meta(self) -> dict:
+        """The entry's metadata as of now: a callable value is called on every read.
+
+        A data set's tier can depend on what is installed (``mnist`` is embedded once fetched), so
+        ``advxai list`` shows the state of the machine it runs on, not of the moment of import.
+        """
+        return {k: (v() if callable(v) else v) for k, v in self.raw_meta.items()}
 
 
 class Registry:
@@ -26,7 +35,11 @@ class Registry:
         self._entries: dict[str, Entry] = {}
 
     def register(self, name: str, description: str = "", **meta) -> Callable:
-        """Decorator: ``@DATASETS.register("digits", "scikit-learn's handwritten digits")``."""
+        """Decorator: ``@DATASETS.register("digits", "scikit-learn's handwritten digits")``.
+
+        A ``meta`` value may be a function of no arguments, evaluated each time the entry's
+        ``meta`` is read (``tier=mnist_tier``).
+        """
 
         def wrap(factory: Callable) -> Callable:
             if name in self._entries:

@@ -10,6 +10,11 @@
 4. executes with papermill into ``<output dir>/<chapter>.ipynb`` (the injected parameters cell
    collapsed in the book), with ``$ADVXAI_BOOK_DIR`` pointing the chapter's metrics there;
 5. checks that the chapter wrote ``<chapter>.metrics.json`` and adds the run's details to it.
+
+``engine`` / ``address`` set the chapter parameters ``engine`` and ``ray_address`` of a chapter that
+declares them (its per-image work then runs on that engine, see :mod:`advxai.engine`).
+:func:`run_chapters` runs several chapters at the same time, each once the chapters it builds on
+(:data:`CHAPTER_AFTER`) have finished: what ``advxai run all --engine ray`` does.
 """
 from __future__ import annotations
 
@@ -165,13 +170,19 @@ def check_names(params: dict[str, Any]) -> None:
 
 
 def resolve_parameters(chapter: str, profile: str = "quick", overrides: dict | None = None,
-                       device: str | None = None, root: Path | None = None) -> dict[str, Any]:
-    """The parameters a run injects: profile values, then overrides; all checked."""
+                       device: str | None = None, root: Path | None = None, engine: str | None = None,
+                       address: str | None = None) -> dict[str, Any]:
+    """The parameters a run injects: profile values, then overrides; all checked. ``engine`` and
+    ``address`` set the parameters ``engine`` and ``ray_address`` where the chapter declares them."""
     declared = declared_parameters(chapter, root)
     params = profile_parameters(chapter, profile)
     params.update(overrides or {})
     if device is not None:
         params["device"] = device
+    if engine is not None and "engine" in declared:
+        params["engine"] = engine
+    if address is not None and "ray_address" in declared:
+        params["ray_address"] = address
     unknown = sorted(set(params) - set(declared))
     if unknown:
         raise ChapterError(f"{chapter} does not declare parameter(s) {unknown}; declared: {', '.join(declared)}")
@@ -180,6 +191,18 @@ def resolve_parameters(chapter: str, profile: str = "quick", overrides: dict | N
             raise ChapterError(f"{chapter}: parameter {key}={value!r} should be of type "
                                f"{type(declared[key]).__name__} like its default {declared[key]!r}")
     check_names({**declared, **params})
+    if "engine" in params:
+        from .engine import ENGINES
+
+        if params["engine"] not in ENGINES:
+            raise ChapterError(f"{chapter}: unknown engine {params['engine']!r}; valid: {', '.join(ENGINES)}")
+    if "shard_size" in params:
+        from .engine import check_shard_size
+
+        try:
+            check_shard_size(params["shard_size"])
+        except ValueError as exc:
+            raise ChapterError(f"{chapter}: {exc}") from None
     if "device" in params:
         from .runtime import resolve_device
 
@@ -213,12 +236,12 @@ def _git_commit(root: Path) -> str | None:
 
 def run_chapter(chapter: str, profile: str = "quick", overrides: dict | None = None, device: str | None = None,
                 output_dir: str | Path | None = None, root: Path | None = None, log_output: bool = False,
-                timeout: int | None = None) -> RunResult:
+                timeout: int | None = None, engine: str | None = None, address: str | None = None) -> RunResult:
     import papermill
 
     root = root or repo_root()
     chapter = resolve_chapter(chapter, root)
-    params = resolve_parameters(chapter, profile, overrides, device, root)
+    params = resolve_parameters(chapter, profile, overrides, device, root, engine, address)
     out_dir = Path(output_dir or root / "book").resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     notebook = out_dir / f"{chapter}.ipynb"
@@ -261,21 +284,112 @@ def run_chapter(chapter: str, profile: str = "quick", overrides: dict | None = N
     return RunResult(chapter, notebook, metrics, seconds, params)
 
 
+# --------------------------------------------------------------------------- chapters at the same time
+
+# The chapters each chapter builds on, when chapters run at the same time. Every chapter uses the
+# models chapter 0 trains; chapter 4 attacks RTS with the decoder chapter 3 trains and caches (two
+# chapters training it at once would do the same hours twice); chapter 6 reuses chapters 3 and 5's
+# adversarial sets and collects every chapter's claims for the book's summary, so it comes last.
+# "*" means every chapter numbered below it; a chapter not listed here waits for all of those.
+CHAPTER_AFTER: dict[str, tuple[str, ...]] = {
+    "ch00": (), "ch01": ("ch00",), "ch02": ("ch00",), "ch03": ("ch00",), "ch04": ("ch00", "ch03"),
+    "ch05": ("ch00",), "ch06": ("*",),
+}
+
+
+def _number(chapter: str) -> int:
+    return int(chapter.split("_")[0][2:])
+
+
+def chapter_dependencies(chapters: list[str]) -> dict[str, set[str]]:
+    """For each chapter, those among ``chapters`` that must finish before it starts."""
+    out = {}
+    for ch in chapters:
+        after = CHAPTER_AFTER.get(ch.split("_")[0], ("*",))
+        out[ch] = {c for c in chapters if c != ch and (c.split("_")[0] in after
+                                                       or ("*" in after and _number(c) < _number(ch)))}
+    return out
+
+
+def _run_chapter_in_process(kwargs: dict) -> RunResult:
+    """One chapter in a process of its own (a chapter run changes the process's environment)."""
+    try:
+        return run_chapter(**kwargs)
+    except ChapterError:
+        raise
+    except Exception as exc:  # papermill's errors do not survive pickling: their text does
+        raise RuntimeError(f"{kwargs['chapter']} failed:\n{exc}") from None
+
+
+def run_chapters(chapters: list[str], *, log=print, executor=None, **kwargs) -> dict[str, RunResult | BaseException]:
+    """Run ``chapters`` at the same time, each once those it builds on (:func:`chapter_dependencies`)
+    have finished; a chapter whose prerequisite failed is not run. ``kwargs`` go to
+    :func:`run_chapter`. Returns each chapter's result or error, in the order given."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    import multiprocessing
+
+    deps = chapter_dependencies(chapters)
+    if executor is None:
+        executor = ProcessPoolExecutor(max_workers=max(1, len(chapters)), mp_context=multiprocessing.get_context("spawn"))
+    results: dict[str, RunResult | BaseException] = {}
+    waiting, running = list(chapters), {}
+    with executor:
+        while waiting or running:
+            for ch in list(waiting):
+                failed = sorted(d for d in deps[ch] if isinstance(results.get(d), BaseException))
+                if failed:
+                    waiting.remove(ch)
+                    results[ch] = ChapterError(f"{ch} not run: it builds on {', '.join(failed)}, which failed")
+                    log(f"[advxai] {results[ch]}")
+                elif all(d in results for d in deps[ch]):
+                    waiting.remove(ch)
+                    log(f"[advxai] running {ch} (profile {kwargs.get('profile', 'quick')}) ...")
+                    running[executor.submit(_run_chapter_in_process, {"chapter": ch, **kwargs})] = ch
+            if not running:  # only chapters whose prerequisites can never finish are left
+                for ch in waiting:
+                    results[ch] = ChapterError(f"{ch} not run: its prerequisites form a cycle")
+                break
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                ch = running.pop(future)
+                try:
+                    results[ch] = result = future.result()
+                    log(f"[advxai] {ch}: {result.seconds:.0f} s -> {result.notebook}")
+                except Exception as exc:
+                    results[ch] = exc
+                    log(f"[advxai] {ch} failed: {exc}")
+    return {ch: results[ch] for ch in chapters}
+
+
 def _tidy_notebook(path: Path) -> None:
-    """Collapse papermill's injected-parameters cell in the book (readers can still open it)."""
+    """Collapse the parameters cells in the book: the chapter's defaults and papermill's injected values
+    (readers open them with a click; the page starts with the story, not a list of settings)."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         tags = cell.metadata.setdefault("tags", [])
-        if "injected-parameters" in tags and "hide-cell" not in tags:
+        if ({"injected-parameters", "parameters"} & set(tags)) and "hide-cell" not in tags:
             tags.append("hide-cell")
     nbformat.write(nb, path)
 
 
-def build_book(root: Path | None = None, strict: bool = True) -> Path:
-    """``jupyter-book build`` (execution off: papermill already ran); fails on any warning."""
+def build_book(root: Path | None = None, strict: bool = True, check: bool = True) -> Path:
+    """``jupyter-book build`` (execution off: papermill already ran); fails on any warning.
+
+    MathJax is copied into ``<root>/_static/mathjax`` first (:mod:`advxai.book_assets`), so the book
+    renders its formulas offline; with ``check`` the built pages are then checked
+    (:func:`advxai.book_check.check_book`: formulas rendered from the local MathJax, every figure present
+    and captioned), and a page that falls short fails the build with the list of what is missing.
+    """
+    from .book_assets import install_mathjax
+    from .fetch import FetchError
+
     root = root or repo_root()
+    try:
+        install_mathjax(root / "_static")
+    except FetchError as exc:
+        raise RuntimeError(f"the book needs its local MathJax: {exc}") from exc
     exe = Path(sys.executable).with_name("jupyter-book")  # the console script of this environment
     cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(root), "--keep-going"]
     if strict:
@@ -286,4 +400,8 @@ def build_book(root: Path | None = None, strict: bool = True) -> Path:
         raise RuntimeError(f"jupyter-book build failed (exit {proc.returncode}); warnings count as failures")
     if not index.exists():
         raise RuntimeError(f"jupyter-book build produced no {index}")
+    if check:
+        from .book_check import check_book
+
+        check_book(root)
     return index
