@@ -12,7 +12,7 @@ STAMP := $(VENV)/.advxai-installed
 SMOKE_DIR := build/smoke
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install assets test unit smoke nbval smoke-and-nbval paper book clean
+.PHONY: install assets test lane-smoke lane-paper unit smoke nbval smoke-and-nbval paper book clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,11 +30,20 @@ assets: $(STAMP)
 
 install: $(STAMP) assets
 
-# The unit tests use both cores; then the smoke book (and nbval on it) and the paper profiles on fakes run
-# side by side, one thread each (two cores: about twice as fast as one after the other).
+# The unit tests use both cores. Then two lanes run side by side, one thread each (two cores: about
+# twice as fast as one after the other): the smoke book, nbval on it and the paper profiles of
+# chapters 5-6 in one; the paper profiles of chapters 0-4 in the other (each lane about 15 minutes).
 test: install
 	$(MAKE) unit
-	OMP_NUM_THREADS=1 $(MAKE) smoke-and-nbval
+	OMP_NUM_THREADS=1 $(MAKE) -j2 --output-sync=line lane-smoke lane-paper
+
+lane-smoke: install
+	$(MAKE) smoke
+	$(MAKE) nbval
+	$(MAKE) paper PAPER_CHAPTERS="ch05 or ch06"
+
+lane-paper: install
+	$(MAKE) paper PAPER_CHAPTERS="not ch05 and not ch06"
 
 smoke-and-nbval: install
 	$(MAKE) smoke
@@ -43,9 +52,12 @@ smoke-and-nbval: install
 unit: install
 	ADVXAI_FORBID_NETWORK=1 $(BIN)/python -m pytest tests -q -m "not paper_fakes"
 
-# Every chapter's paper profile through the CLI on fake data sets and random torchvision checkpoints.
+# Every chapter's paper profile through the CLI on fake data sets and random torchvision checkpoints
+# (PAPER_CHAPTERS: a pytest -k expression to run some of them, e.g. "ch03").
+PAPER_CHAPTERS ?=
 paper: install
-	ADVXAI_FORBID_NETWORK=1 $(BIN)/python -m pytest tests/test_paper_profiles.py -q -m paper_fakes --durations=0
+	ADVXAI_FORBID_NETWORK=1 $(BIN)/python -m pytest tests/test_paper_profiles.py -q -p no:cacheprovider \
+		-m paper_fakes $(if $(PAPER_CHAPTERS),-k "$(PAPER_CHAPTERS)") --durations=0
 
 # Offline on purpose: the guard makes any non-local connection fail the run.
 smoke: install

@@ -102,3 +102,28 @@ def test_adaptive_aid_is_adv2_against_rts_aid_with_the_detectors_map_agreement(s
         AdaptiveAID(model, detector, match_weight=-1.0)
     with pytest.raises(ValueError, match="watch the attacked model"):
         AdaptiveAID(tiny_classifier(in_channels=3, size=64), detector)
+
+
+def test_aid_rounds_find_correct_images_among_many_wrong_ones_or_say_there_are_none(shapes_rts, tmp_cache):
+    """A training set where few images are classified correctly still gives every round its attack
+    (batches are drawn until enough are found); one with none gives a clear error, not an empty history."""
+    from advxai.data.base import InMemoryImageDataset
+
+    model, rts, train = shapes_rts
+    b = train.batch(torch.arange(64))
+    k = model.info.num_classes
+    images = (b.x * 255).round().to(torch.uint8)
+
+    def labelled(name, labels):
+        return InMemoryImageDataset(name, "train", train.classes, labels, images=images)
+
+    with torch.no_grad():  # the model's predictions on the uint8 round trip the data set serves
+        pred = model(images.float() / 255).argmax(1)
+    y = (pred + 1) % k  # every label wrong ...
+    y[[5, 40]] = pred[[5, 40]]  # ... except two
+    cfg = AIDConfig(rounds=2, steps_per_round=1, batch_size=2, attack_warm_steps=1, attack_steps=1)
+    distilled = aid_rts(rts, cfg, dataset=labelled("mostly-wrong", y), progress=False)
+    assert len(distilled.aid_history["adv_success"]) == 2 and len(distilled.aid_history["l_aid"]) == 2
+    with pytest.raises(ValueError, match="classifies none of the 64 training images"):
+        aid_rts(rts, cfg, dataset=labelled("all-wrong", (pred + 1) % k), progress=False)
+    assert not list((tmp_cache / "rts_aid").glob("*.tmp*"))

@@ -109,19 +109,30 @@ def train_aid(rts: RTS, config: AIDConfig = AIDConfig(), dataset=None, progress:
         b = dataset.batch(idx)
         return b.x.to(dev), b.y.to(dev)
 
+    def correct_batch(n):
+        xs, ys, seen = [], [], 0
+        while sum(len(v) for v in ys) < n and seen < len(dataset):
+            xb, yb = next_batch(min(2 * n, len(dataset)))
+            seen += len(xb)
+            with torch.no_grad():
+                keep = model(xb).argmax(1) == yb
+            xs.append(xb[keep])
+            ys.append(yb[keep])
+        x, y = torch.cat(xs)[:n], torch.cat(ys)[:n]
+        if len(x) == 0:
+            raise ValueError(f"AID: {model.info.name} classifies none of the {len(dataset)} training images of "
+                             f"{getattr(dataset, 'name', 'the data set')} correctly, so ADV² has nothing to attack")
+        return x, y
+
     rounds = range(config.rounds)
     if progress:
         from tqdm.auto import tqdm
 
         rounds = tqdm(rounds, desc=f"AID for RTS on {model.info.name}", leave=False)
     for _ in rounds:
-        # adversarial inputs against the current decoder (correctly classified images only)
-        x, y = next_batch(2 * config.batch_size)
-        with torch.no_grad():
-            keep = model(x).argmax(1) == y
-        x, y = x[keep][:config.batch_size], y[keep][:config.batch_size]
-        if len(x) == 0:
-            continue
+        # adversarial inputs against the current decoder, on correctly classified images only: batches
+        # are drawn until ``batch_size`` of them are found or the whole training set has been seen
+        x, y = correct_batch(config.batch_size)
         target = random_targets(y, k, seed=int(torch.randint(0, 2 ** 31 - 1, (1,), generator=g))).to(dev)
         student.decoder.eval().requires_grad_(False)
         attack = ADV2(model, student, eps=config.eps, alpha=config.alpha, warm_steps=config.attack_warm_steps,
@@ -165,7 +176,7 @@ def aid_rts(rts: RTS, config: AIDConfig | None = None, train_budget: str = "full
         raise ValueError(f"AID applies to the RTS interpreter, got {type(rts).__name__}")
     config = config or BUDGETS[train_budget]
     model = rts.model
-    spec = {"name": f"rts-aid-{model.info.name}", "version": 1, "model": model_digest(model),
+    spec = {"name": f"rts-aid-{model.info.name}", "version": 2, "model": model_digest(model),
             "decoder": model_digest(rts.decoder), "layers": rts.layers, "rts_config": asdict(rts.config),
             "aid_config": asdict(config), "device": model.device.type,
             "dataset": None if dataset is None else f"{getattr(dataset, 'name', 'custom')}-{len(dataset)}"}
