@@ -193,10 +193,13 @@ def cell_bars(table, value: str, rows: Sequence[str], cols: Sequence[str], group
             ax.set_xticks(np.arange(len(names)) + width * (len(bars) - 1) / 2, names)
             ax.set_title(f"{row}, {col}", fontsize=9)
             ax.set_ylabel(ylabel)
-    axes[0, 0].legend(fontsize=7)
+    # one legend under the panels (inside a panel it covered bars)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    legend_rows = -(-len(bars) // 6)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(bars), 6), fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.25 * legend_rows / (3.0 * len(rows)), 1, 1))
     return fig
 
 
