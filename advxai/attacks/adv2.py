@@ -236,7 +236,29 @@ def check_reduction(reduction: str) -> str:
     return reduction
 
 
-class InterpretationLoss:
+class TargetMapsSlot:
+    """The target maps of an interpretation term: set per batch by the ADV² attacks (:meth:`set_target`),
+    else the benign maps that ``benign()`` computes; either way held in ``state.cache[key]`` for the
+    whole attack of a batch."""
+
+    _pending: torch.Tensor | None = None
+
+    def set_target(self, maps: torch.Tensor | None) -> None:
+        self._pending = maps
+
+    def _held_target(self, state: AttackState, key: str, benign) -> torch.Tensor:
+        if key not in state.cache:
+            if self._pending is not None:
+                if len(self._pending) != len(state.x):
+                    raise ValueError(f"{len(self._pending)} target maps for a batch of {len(state.x)} images")
+                maps = self._pending
+            else:
+                maps = benign()
+            state.cache[key] = maps.detach().to(state.x.device, state.x.dtype)
+        return state.cache[key]
+
+
+class InterpretationLoss(TargetMapsSlot):
     """``l_int``: ``(g(x') - m_t)^2`` at the interpreter's native resolution, per image, averaged over the
     map's pixels (``reduction="mean"``) or summed (``"sum"``: the paper's ``||g(x') - m_t||_2^2``, for which
     its tables give lambda).
@@ -253,21 +275,14 @@ class InterpretationLoss:
                              f"PGD, C&W or StAdv needs a differentiable interpreter (MASK has its own bilevel attack)")
         self.interpreter = interpreter
         self.reduction = check_reduction(reduction)
-        self._pending: torch.Tensor | None = None
-
-    def set_target(self, maps: torch.Tensor | None) -> None:
-        self._pending = maps
+        self._pending = None
 
     def target_maps(self, state: AttackState) -> torch.Tensor:
-        if "target_map" not in state.cache:
-            if self._pending is not None:
-                if len(self._pending) != len(state.x):
-                    raise ValueError(f"{len(self._pending)} target maps for a batch of {len(state.x)} images")
-                state.cache["target_map"] = self._pending.to(state.x.device, state.x.dtype)
-            else:
-                with torch.no_grad():
-                    state.cache["target_map"] = _native_maps(self.interpreter, state.x, state.y, False).detach()
-        return state.cache["target_map"]
+        def benign():
+            with torch.no_grad():
+                return _native_maps(self.interpreter, state.x, state.y, False)
+
+        return self._held_target(state, "target_map", benign)
 
     def maps(self, x_adv: torch.Tensor, state: AttackState) -> torch.Tensor:
         cls = state.target if state.targeted else state.logits.argmax(1).detach()

@@ -32,7 +32,7 @@ from typing import Sequence
 
 import torch
 
-from .adv2 import (_TargetMaps, _weight, check_architecture, check_reduction, check_settings_name,
+from .adv2 import (TargetMapsSlot, _TargetMaps, _weight, check_architecture, check_reduction, check_settings_name,
                    placement_mask_steps, resolve_budget, resolve_interpreter, scale_steps, _is_mask, BUDGETS)
 from .cw import CW
 from .gradient import MaskLike
@@ -43,7 +43,7 @@ __all__ = ["MaskLookaheadLoss", "ADV2MaskCW", "ADV2MaskStAdv", "adv2_mask_stadv_
            "MASK_STADV_SETTINGS"]
 
 
-class MaskLookaheadLoss:
+class MaskLookaheadLoss(TargetMapsSlot):
     """``l_int`` against MASK through an unrolled look-ahead of MASK's own optimisation (see the module
     doc); per image, differentiable with respect to the iterate. ``state.cache["l_int"]`` keeps the
     last value."""
@@ -61,21 +61,11 @@ class MaskLookaheadLoss:
         self.interpreter, self.n_step, self.reset_every = interpreter, n_step, reset_every
         self.reset_iterations = reset_iterations or interpreter.iterations
         self.reduction, self.seed = check_reduction(reduction), int(seed)
-        self._pending: torch.Tensor | None = None
-
-    def set_target(self, maps: torch.Tensor | None) -> None:
-        self._pending = maps
+        self._pending = None
 
     def _target(self, state: AttackState) -> torch.Tensor:
-        if "mask_target" not in state.cache:
-            if self._pending is not None:
-                if len(self._pending) != len(state.x):
-                    raise ValueError(f"{len(self._pending)} target maps for a batch of {len(state.x)} images")
-                t = self._pending
-            else:  # the benign map of the true class
-                t = 1 - self.interpreter.optimise(state.x, state.y)[0]
-            state.cache["mask_target"] = t.detach().to(state.x.device, state.x.dtype)
-        return state.cache["mask_target"]
+        # default: the benign map of the true class
+        return self._held_target(state, "mask_target", lambda: 1 - self.interpreter.optimise(state.x, state.y)[0])
 
     def _follow(self, x_adv: torch.Tensor, cls: torch.Tensor, state: AttackState) -> None:
         """The follower's moves at this step of the leader (once per step, whatever calls the term again)."""
