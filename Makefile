@@ -59,13 +59,17 @@ paper: install
 	ADVXAI_FORBID_NETWORK=1 $(BIN)/python -m pytest tests/test_paper_profiles.py -q -p no:cacheprovider \
 		-m paper_fakes $(if $(PAPER_CHAPTERS),-k "$(PAPER_CHAPTERS)") --durations=0
 
-# Offline on purpose: the guard makes any non-local connection fail the run.
+# Offline on purpose: the guard makes any non-local connection fail the run. The smoke book and nbval
+# keep their own cache (build/cache), reading MNIST from where `make install` put it: make test never
+# writes into the user's cache (the test sessions check that, and one runs beside the smoke lane).
+SMOKE_ENV = ADVXAI_MNIST="$$($(CURDIR)/$(BIN)/python -c 'from advxai.fetch import default_mnist_root as r; print(r())')" \
+	ADVXAI_CACHE=$(CURDIR)/build/cache ADVXAI_FORBID_NETWORK=1
 smoke: install
 	rm -rf $(SMOKE_DIR)
-	ADVXAI_FORBID_NETWORK=1 $(BIN)/advxai run all --profile smoke --output-dir $(SMOKE_DIR)
+	$(SMOKE_ENV) $(BIN)/advxai run all --profile smoke --output-dir $(SMOKE_DIR)
 
 nbval: install
-	cd $(SMOKE_DIR) && ADVXAI_FORBID_NETWORK=1 ../../$(BIN)/python -m pytest -q -p no:cacheprovider \
+	cd $(SMOKE_DIR) && $(SMOKE_ENV) ../../$(BIN)/python -m pytest -q -p no:cacheprovider \
 		--nbval-lax --nbval-current-env --nbval-sanitize-with ../../tests/nbval_sanitize.cfg \
 		--rootdir . *.ipynb
 
