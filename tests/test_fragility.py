@@ -105,3 +105,21 @@ def test_the_attack_starts_at_the_image_and_takes_steps_of_alpha():
     # no random start (as the chapters run PGD): after one step the perturbation is alpha, not eps
     r = targeted_pgd_success(_model(), _dataset(), 10, steps=1, alpha=1 / 255)
     assert r.records["linf"].max() == pytest.approx(1 / 255, abs=1e-6)
+
+
+def test_a_second_measurement_loads_the_cached_attack_and_other_settings_do_not(tmp_cache, monkeypatch):
+    from advxai.attacks.gradient import PGD
+
+    model, data = _model(), _dataset()
+    first = targeted_pgd_success(model, data, 12, eps=EPS, steps=20, seed=0)
+    assert list((tmp_cache / "adversarial").rglob("*.pt"))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("PGD ran again although its result was cached")
+
+    monkeypatch.setattr(PGD, "__call__", refuse)
+    again = targeted_pgd_success(model, data, 12, eps=EPS, steps=20, seed=0)
+    assert (again.count, again.n) == (first.count, first.n)
+    assert again.records.equals(first.records)
+    with pytest.raises(AssertionError, match="ran again"):  # other settings: a new entry, attacked anew
+        targeted_pgd_success(model, data, 12, eps=EPS, steps=21, seed=0)

@@ -52,7 +52,8 @@ def targeted_pgd_success(model, dataset, n: int, *, eps: float = 8 / 255, alpha:
     """
     import pandas as pd
 
-    from ..attacks import get_attack, random_targets
+    from ..attacks import random_targets
+    from ..engine import AttackFactory, map_attack  # the engine sits above models: imported on use
     from ..claims import wilson
     from ..data import sample_correct
 
@@ -69,9 +70,14 @@ def targeted_pgd_success(model, dataset, n: int, *, eps: float = 8 / 255, alpha:
     index = sample_correct(dataset, model, n, seed=seed, batch_size=batch_size)
     b = dataset.batch(index)
     target = random_targets(b.y, k, seed=seed)
-    attack = get_attack("pgd", model, targeted=True, eps=eps, alpha=alpha, steps=steps, random_start=False,
-                        batch_size=batch_size)
-    res = attack(b.x, b.y, target)
+    # through the engine: cached (the key holds the model's weights' digest, PGD's code digest and a
+    # digest of the images), so a re-run of chapter 0 loads it, and sharded on a cluster
+    factory = AttackFactory("pgd", {"targeted": True, "eps": eps, "alpha": alpha, "steps": steps,
+                                    "random_start": False, "batch_size": batch_size})
+    res = map_attack(factory, model, b.x, b.y, target, index=index,
+                     key={"name": f"fragility-pgd-{model.info.name}", "dataset": getattr(dataset, "name", "custom"),
+                          "split": getattr(dataset, "split", None), "target_seed": seed},
+                     desc=f"targeted PGD on {model.info.name}")
     with torch.no_grad():
         probs = torch.cat([model(res.x_adv[s:s + batch_size]).softmax(1)
                            for s in range(0, len(index), batch_size)]).cpu()
