@@ -49,7 +49,38 @@ __all__ = [
     "WorkerForbidden",
     "forbid_network",
     "NetworkForbidden",
+    "IMAGE_SIZE_ENV",
+    "image_size_override",
 ]
+
+
+# --------------------------------------------------------------------------- image size
+
+IMAGE_SIZE_ENV = "ADVXAI_IMAGE_SIZE"
+IMAGE_SIZE_RANGE = (32, 1024)
+
+
+def image_size_override() -> int | None:
+    """The side (pixels) set by ``$ADVXAI_IMAGE_SIZE`` for every image-folder data set (ImageNet, CUB,
+    AwA2) and every torchvision model, in place of the models' own 224 (299 for Inception-v3); ``None``
+    when unset. ``advxai run --image-size N`` sets it for a run.
+
+    Why one setting for both: the interpreters and defenses size their maps and decoders from the
+    model's input size, and the data sets load at that size, so the two must change together. It
+    makes an ImageNet-scale profile affordable on a CPU (and lets the test on fake folders run the
+    paper profiles in minutes); the numbers are then those of smaller images, not the paper's.
+    """
+    text = os.environ.get(IMAGE_SIZE_ENV, "").strip()
+    if not text:
+        return None
+    low, high = IMAGE_SIZE_RANGE
+    try:
+        size = int(text)
+    except ValueError:
+        size = None
+    if size is None or not low <= size <= high:
+        raise ValueError(f"${IMAGE_SIZE_ENV} must be an integer in [{low}, {high}] (pixels), got {text!r}")
+    return size
 
 
 # --------------------------------------------------------------------------- device
@@ -320,6 +351,11 @@ def model_digest(module: torch.nn.Module) -> str:
         h.update(name.encode())
         # the raw bytes of any dtype (numpy has no bfloat16); for float32 this equals .numpy().tobytes()
         h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    info = getattr(module, "info", None)
+    if info is not None and "native_input_size" in getattr(info, "notes", {}):
+        # the same weights at another input size ($ADVXAI_IMAGE_SIZE) give other maps, decoders and
+        # adversarial images: their cache entries must not meet (native-size digests stay as they were)
+        h.update(f"input_size={tuple(info.input_size)}".encode())
     digest = h.hexdigest()[:16]
     _MODEL_DIGESTS[module] = (fingerprint, digest)
     return digest

@@ -84,7 +84,7 @@ mnist_fraction_of = "positive"  # positive | all: what delta is a fraction of
 # ImageNet (Sec. 4.2, Fig. 3 right); embedded stand-in: eight photographs
 imagenet_dataset = "photos"  # photos | imagenet
 imagenet_model = "efficientnet_lite0"  # efficientnet_lite0 | inception_v3 | ...
-imagenet_image_size = 224  # the model's input size (299 for Inception-v3)
+imagenet_image_size = 224  # the photos' side; 0: the model's input size (299 for Inception-v3, or --image-size)
 n_imagenet = 8  # correctly classified images drawn (the photos hold 8)
 imagenet_fgsm_eps = [2, 5, 10]  # in 1/255, the paper's
 imagenet_pgd_eps = 2  # in 1/255, the paper's

@@ -34,6 +34,8 @@ def pytest_configure(config):
     _SESSION["started"] = time.time()
     _SESSION["folder"] = Path(tempfile.mkdtemp(prefix="advxai-test-cache-"))
     os.environ["ADVXAI_CACHE"] = str(_SESSION["folder"])
+    # the tests expect the models' own input sizes; the ones about the setting set it themselves
+    os.environ.pop("ADVXAI_IMAGE_SIZE", None)
 
 
 def pytest_unconfigure(config):

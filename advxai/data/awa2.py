@@ -78,12 +78,12 @@ def _data_root(path: Path) -> Path:
     raise _error(f"{path} has neither classes.txt nor JPEGImages/ (nor a {FOLDER}/ folder holding them)")
 
 
-def load_awa2_dataset(split: str = "test", root: str | None = None, image_size: int = 224,
+def load_awa2_dataset(split: str = "test", root: str | None = None, image_size: int | None = None,
                       resize_to: int | None = None, seed: int = 0) -> FileImageDataset:
     """AwA2's ``split`` ('train', 'val', 'test'; see the module doc) from ``root`` (default ``$ADVXAI_AWA2``)."""
     if split not in SPLIT_COUNTS:
         raise ValueError(f"awa2 has splits {sorted(SPLIT_COUNTS)}, not {split!r}")
-    _check_size(image_size)
+    image_size = _check_size(image_size)  # None: $ADVXAI_IMAGE_SIZE, else 224
     resize = _resize_to(image_size, resize_to)
     path = _data_root(_root(root, ENV, "awa2", AWA2_LAYOUT))
     classes = _names(path / "classes.txt")

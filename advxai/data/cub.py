@@ -36,7 +36,7 @@ def _number(text: str, path: Path, kind=int):
         raise DataNotFound(f"cub: {path} has {text!r} where a number belongs. Expected layout:\n{CUB_LAYOUT}") from None
 
 
-def load_cub_dataset(split: str = "test", root: str | None = None, image_size: int = 224,
+def load_cub_dataset(split: str = "test", root: str | None = None, image_size: int | None = None,
                      resize_to: int | None = None) -> FileImageDataset:
     """CUB-200-2011 with its 312 attributes, bird boxes and 15 part locations (``root``: ``$ADVXAI_CUB``).
 
@@ -46,7 +46,7 @@ def load_cub_dataset(split: str = "test", root: str | None = None, image_size: i
     """
     if split not in ("train", "test"):
         raise ValueError(f"cub has splits ['test', 'train'], not {split!r}")
-    _check_size(image_size)
+    image_size = _check_size(image_size)  # None: $ADVXAI_IMAGE_SIZE, else 224
     resize = _resize_to(image_size, resize_to)
     path = _root(root, ENV, "cub", CUB_LAYOUT)
     f_images, f_labels, f_split, f_classes = (path / n for n in ("images.txt", "image_class_labels.txt",

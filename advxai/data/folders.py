@@ -139,8 +139,16 @@ class FileImageDataset(ImageDataset):
         return (3, self.image_size, self.image_size)
 
 
-def _check_size(image_size: int) -> int:
-    if not isinstance(image_size, int) or not 32 <= image_size <= 1024:
+DEFAULT_IMAGE_SIZE = 224  # the torchvision models' input size
+
+
+def _check_size(image_size: int | None) -> int:
+    """``image_size``, checked; ``None``: ``$ADVXAI_IMAGE_SIZE`` when set, else 224."""
+    if image_size is None:
+        from ..runtime import image_size_override
+
+        return image_size_override() or DEFAULT_IMAGE_SIZE
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or not 32 <= image_size <= 1024:
         raise ValueError(f"image_size must be an integer in [32, 1024], got {image_size!r}")
     return image_size
 

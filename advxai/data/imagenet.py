@@ -304,19 +304,19 @@ class ImageNetDataset(FileImageDataset):
         return d
 
 
-def load_imagenet_dataset(split: str = "val", root: str | None = None, image_size: int = 224,
+def load_imagenet_dataset(split: str = "val", root: str | None = None, image_size: int | None = None,
                           resize_to: int | None = None) -> ImageNetDataset:
     """ImageNet's ``split`` ('train', or 'val' alias 'test') from ``root`` (default ``$ADVXAI_IMAGENET``).
 
     Images are resized (shorter side ``resize_to``, default ``image_size * 256 / 224``) and centre-
-    cropped to ``image_size``. Boxes come with each batch when the folder has them (module doc).
+    cropped to ``image_size`` (default ``$ADVXAI_IMAGE_SIZE`` when set, else 224). Boxes come with each batch when the folder has them (module doc).
     """
     from .imagenet_classes import imagenet_class_names
 
     if split not in SPLITS:
         raise ValueError(f"imagenet has splits {list(SPLITS)} ('test' reads the validation set), not {split!r}")
     part = "val" if split == "test" else split
-    _check_size(image_size)
+    image_size = _check_size(image_size)  # None: $ADVXAI_IMAGE_SIZE, else 224
     resize = _resize_to(image_size, resize_to)
     path = _root(root, ENV, "imagenet", IMAGENET_LAYOUT)
     layout = _detect(path)

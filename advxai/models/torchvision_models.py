@@ -9,6 +9,10 @@ inception_v3.
 * ``"random"``: untrained, for speed measurements (speed does not depend on the weights).
 
 When the weights are neither cached nor downloadable, the error says where to put the file.
+
+Each model takes images at its own size (224; 299 for Inception-v3) unless ``$ADVXAI_IMAGE_SIZE``
+sets another (:func:`input_size`); the model's ``info.input_size`` says which, and every data set,
+interpreter and decoder sizes itself from it.
 """
 from __future__ import annotations
 
@@ -85,12 +89,32 @@ def _state_dict(name: str, enum_name: str, weights: str):
         raise _weights_error(name, file, enum.url, exc) from exc
 
 
+# The smallest input each network's strides and valid (unpadded) convolutions accept.
+MIN_INPUT_SIZE = {"inception_v3": 75}
+
+
+def input_size(name: str) -> int:
+    """The side at which ``name`` takes images: ``$ADVXAI_IMAGE_SIZE`` when set (the networks pool
+    globally, so any size from their minimum works; the weights were trained at the native size), else
+    its own (224; 299 for Inception-v3)."""
+    from ..runtime import IMAGE_SIZE_ENV, image_size_override
+
+    size = image_size_override()
+    if size is None:
+        return TORCHVISION[name][2]
+    low = MIN_INPUT_SIZE.get(name, 32)
+    if size < low:
+        raise ValueError(f"{name} takes images of at least {low} pixels; ${IMAGE_SIZE_ENV} is {size}")
+    return size
+
+
 def load_torchvision_model(name: str, device: str = "auto", weights: str = "imagenet") -> Classifier:
     import torchvision.models as tvm
 
     from ..data.imagenet_classes import imagenet_class_names
 
-    ctor, enum_name, size, cam, feat, clf, gap = TORCHVISION[name]
+    ctor, enum_name, native, cam, feat, clf, gap = TORCHVISION[name]
+    size = input_size(name)
     kwargs = {"weights": None}
     if name == "inception_v3":
         # transform_input=False: the wrapper normalises with mean = std = 0.5 itself, which is what
@@ -109,5 +133,6 @@ def load_torchvision_model(name: str, device: str = "auto", weights: str = "imag
         name=name, dataset="imagenet", input_size=(3, size, size), class_names=imagenet_class_names(),
         mean=mean, std=std, cam_layer=cam, feature_layer=feat, classifier_layer=clf,
         architecture=f"torchvision {ctor}", weights=provenance, gap_head=gap,
+        notes={} if size == native else {"native_input_size": native},
     )
     return Classifier(net, info).to(resolve_device(device))

@@ -165,9 +165,10 @@ class Setup:
 
 
 def _data_kwargs(dataset: str, root: str, image_size: int) -> dict:
+    """The folder loader's keywords; ``image_size`` 0 is the loader's own (``$ADVXAI_IMAGE_SIZE``, else 224)."""
     if ATTRIBUTE_DATASETS[dataset] != "folder":
         return {}
-    return {"image_size": image_size, **({"root": root} if root else {})}
+    return {"image_size": image_size or None, **({"root": root} if root else {})}
 
 
 def _classifier(dataset, model, test, *, device, train_budget, model_weights, data_kwargs, finetune_epochs,

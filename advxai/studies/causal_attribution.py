@@ -163,6 +163,14 @@ class MaskingStudy:
         return torch.as_tensor(self.data.labels)[self.index]
 
 
+def _size_kwargs(image_size: int | None, net) -> dict:
+    """The loader's keywords for ``image_size``: None, the data set's own size; 0, the model's input
+    size (299 for Inception-v3, or ``$ADVXAI_IMAGE_SIZE``); else that size."""
+    if image_size is None:
+        return {}
+    return {"image_size": int(net.info.input_size[-1]) if image_size == 0 else image_size}
+
+
 def masking_study(setting: str, data: str, model: str, n: int, attacks: dict[str, tuple[str, dict]], *,
                   ig_steps: int, epsilon: float, max_delta: float, fraction_of: str, points: tuple[float, float],
                   seed: int = 0, device: str = "auto", train_budget: str = "full", image_size: int | None = None,
@@ -178,9 +186,9 @@ def masking_study(setting: str, data: str, model: str, n: int, attacks: dict[str
     changed the label are analysed (an unfooled one is a benign image). Adversarial sets are cached by
     name and settings (:func:`advxai.attacks.adversarial_set`) and run on the current engine."""
     dev = resolve_device(device)
-    kwargs = {"image_size": image_size} if image_size else {}
     with _stage(timings, f"{setting}: attacks"):
         net = get_model(model, device=str(dev), train_budget=train_budget)
+        kwargs = _size_kwargs(image_size, net)
         ds = get_dataset(data, "test", **kwargs)
         sample = select_correct(ds, net, n, seed)
         index = sample.indices
@@ -380,7 +388,7 @@ def _training_sets(study: MaskingStudy, train_split: str | None, n_train: int, f
         return fold, sets, what
     if not isinstance(n_train, int) or n_train < 1:
         raise ValueError(f"n_patch_train must be a positive integer with a patch_train_split, got {n_train!r}")
-    ds = get_dataset(study.data_name, train_split, **({"image_size": image_size} if image_size else {}))
+    ds = get_dataset(study.data_name, train_split, **_size_kwargs(image_size, study.model))
     same = ds.split == study.data.split or (train_split in ("test", "val") and study.data.split in ("test", "val"))
     sample = select_correct(ds, study.model, n_train, seed + 1, exclude=study.index if same else None)
     images = ds.batch(sample.indices).x
