@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -54,10 +55,25 @@ def _check_engine(engine: str | None, address: str | None) -> None:
         raise runner.ChapterError(str(exc)) from None
 
 
+def _apply_image_size(size: int | None) -> None:
+    """``--image-size`` becomes ``$ADVXAI_IMAGE_SIZE`` for the chapters (their kernels inherit this
+    process's environment); a bad value, given or already in the environment, stops the run here."""
+    from .runtime import IMAGE_SIZE_ENV, image_size_override
+
+    if size is not None:
+        os.environ[IMAGE_SIZE_ENV] = str(size)
+    try:
+        image_size_override()
+    except ValueError as exc:
+        message = str(exc) if size is None else str(exc).replace(f"${IMAGE_SIZE_ENV}", "--image-size")
+        raise runner.ChapterError(message) from None
+
+
 def cmd_run(args) -> int:
     root = runner.repo_root()
     chapters = _chapters(args.chapters, root)
     overrides = _overrides(args.param)
+    _apply_image_size(getattr(args, "image_size", None))
     engine, address = getattr(args, "engine", None), getattr(args, "address", None)
     _check_engine(engine, address)
     # Check every chapter's parameters before executing any, so a typo fails in seconds.
@@ -66,8 +82,13 @@ def cmd_run(args) -> int:
         if engine is not None and "engine" not in runner.declared_parameters(ch, root):
             print(f"[advxai] note: {ch} has no engine parameter; its per-image work runs in its own process",
                   flush=True)
+    jobs = getattr(args, "jobs", 1)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise runner.ChapterError(f"--jobs must be a positive integer, got {jobs!r}")
     if engine == "ray" and len(chapters) > 1:
         return _run_at_once(args, chapters, overrides, root, address)
+    if jobs > 1 and len(chapters) > 1:
+        return _run_side_by_side(args, chapters, overrides, root, jobs)
     for ch in chapters:
         print(f"[advxai] running {ch} (profile {args.profile}) ...", flush=True)
         result = runner.run_chapter(ch, args.profile, overrides, args.device, args.output_dir, root,
@@ -87,6 +108,24 @@ def _run_at_once(args, chapters: list[str], overrides: dict, root: Path, address
     results = runner.run_chapters(chapters, profile=args.profile, overrides=overrides, device=args.device,
                                   output_dir=args.output_dir, root=root, log_output=False, engine="ray",
                                   address=address, log=lambda line: print(line, flush=True))
+    return _report_failures(results)
+
+
+def _run_side_by_side(args, chapters: list[str], overrides: dict, root: Path, jobs: int) -> int:
+    """``--jobs N``: up to N chapters at once on this machine, each after those it builds on, sharing
+    its cores (``runner.run_chapters``: a chapter that always runs alone gets them all)."""
+    cores = os.cpu_count() or 1
+    log = lambda line: print(line, flush=True)  # noqa: E731
+    runner.train_models(runner.models_to_train(chapters, args.profile, overrides, root), jobs=jobs, cores=cores,
+                        device=args.device, log=log)
+    print(f"[advxai] up to {jobs} chapters at once on {cores} cores", flush=True)
+    results = runner.run_chapters(chapters, jobs=jobs, cores=cores, profile=args.profile, overrides=overrides,
+                                  device=args.device, output_dir=args.output_dir, root=root, log_output=False,
+                                  engine=getattr(args, "engine", None), log=log)
+    return _report_failures(results)
+
+
+def _report_failures(results: dict) -> int:
     failed = [ch for ch, r in results.items() if isinstance(r, BaseException)]
     if failed:
         print(f"advxai: error: chapter(s) failed or not run: {', '.join(failed)}", file=sys.stderr)
@@ -99,7 +138,9 @@ def cmd_book(args) -> int:
     t0 = time.time()
     if not args.no_run:
         args.chapters, args.param, args.output_dir, args.verbose = ["all"], args.param, None, False
-        cmd_run(args)
+        failed = cmd_run(args)
+        if failed:  # a book of stale or missing chapters is not built
+            return failed
     index = runner.build_book(root, strict=not args.allow_warnings)
     print(f"[advxai] book built in {time.time() - t0:.0f} s: {index}")
     return 0
@@ -183,6 +224,19 @@ def _engine_arguments(p: argparse.ArgumentParser) -> None:
                         "this machine runs, else a local one started for the run)")
 
 
+def _jobs_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                   help="run up to N chapters at once on this machine, each after the chapters it builds on, "
+                        "the cores shared among them (default 1: one after the other)")
+
+
+def _image_size_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image-size", type=int, default=None, metavar="PIXELS",
+                   help="load ImageNet, CUB and AwA2 and run the torchvision models at this side (32-1024; "
+                        "Inception-v3 75 or more) instead of their own 224/299: a cheaper, lower-resolution "
+                        "run of a paper profile (sets $ADVXAI_IMAGE_SIZE; recorded in the metrics' run)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="advxai", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -195,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output-dir", default=None, help="where notebooks and metrics go (default book/)")
     p.add_argument("-v", "--verbose", action="store_true", help="stream the notebook's output")
     _engine_arguments(p)
+    _image_size_argument(p)
+    _jobs_argument(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("book", help="run every chapter (quick profile) and build the HTML book")
@@ -204,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-run", action="store_true", help="only build from the notebooks already in book/")
     p.add_argument("--allow-warnings", action="store_true", help="do not fail on Sphinx warnings")
     _engine_arguments(p)
+    _image_size_argument(p)
+    _jobs_argument(p)
     p.set_defaults(func=cmd_book)
 
     sub.add_parser("list", help="chapters, profiles, data sets, models, attacks, interpreters").set_defaults(func=cmd_list)

@@ -242,6 +242,9 @@ def run_chapter(chapter: str, profile: str = "quick", overrides: dict | None = N
     root = root or repo_root()
     chapter = resolve_chapter(chapter, root)
     params = resolve_parameters(chapter, profile, overrides, device, root, engine, address)
+    from .runtime import image_size_override
+
+    image_size_override()  # a bad $ADVXAI_IMAGE_SIZE stops here, not inside the kernel
     out_dir = Path(output_dir or root / "book").resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     notebook = out_dir / f"{chapter}.ipynb"
@@ -276,6 +279,7 @@ def run_chapter(chapter: str, profile: str = "quick", overrides: dict | None = N
     data = json.loads(metrics.read_text())
     data["run"] = {
         "profile": profile, "parameters": params, "seconds": round(seconds, 1), "commit": _git_commit(root),
+        "image_size": image_size_override(),  # None: every model at its own input size
         "python": platform.python_version(), "platform": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     tmp = metrics.with_suffix(".json.tmp")
@@ -311,8 +315,26 @@ def chapter_dependencies(chapters: list[str]) -> dict[str, set[str]]:
     return out
 
 
+def runs_alone(chapter: str, chapters: list[str]) -> bool:
+    """Whether ``chapter`` never shares the machine when ``chapters`` run at the same time: every other
+    chapter finishes before it starts or starts after it finishes (chapter 0 and chapter 6 in the
+    book). Decided by the dependencies alone, never by timing, so a chapter's thread count (and with
+    it its last bits of floating point) is the same in every run."""
+    deps = chapter_dependencies(chapters)
+
+    def before(a: str, b: str, seen=frozenset()) -> bool:  # a finishes before b starts
+        return a in deps[b] or any(before(a, d, seen | {b}) for d in deps[b] if d not in seen)
+
+    return all(before(c, chapter) or before(chapter, c) for c in chapters if c != chapter)
+
+
 def _run_chapter_in_process(kwargs: dict) -> RunResult:
-    """One chapter in a process of its own (a chapter run changes the process's environment)."""
+    """One chapter in a process of its own (a chapter run changes the process's environment);
+    ``threads`` (when given) is the chapter kernel's thread count, set before torch is imported."""
+    threads = kwargs.pop("threads", None)
+    if threads:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(threads)
     try:
         return run_chapter(**kwargs)
     except ChapterError:
@@ -321,18 +343,32 @@ def _run_chapter_in_process(kwargs: dict) -> RunResult:
         raise RuntimeError(f"{kwargs['chapter']} failed:\n{exc}") from None
 
 
-def run_chapters(chapters: list[str], *, log=print, executor=None, **kwargs) -> dict[str, RunResult | BaseException]:
-    """Run ``chapters`` at the same time, each once those it builds on (:func:`chapter_dependencies`)
-    have finished; a chapter whose prerequisite failed is not run. ``kwargs`` go to
-    :func:`run_chapter`. Returns each chapter's result or error, in the order given."""
+def run_chapters(chapters: list[str], *, log=print, executor=None, jobs: int | None = None,
+                 cores: int | None = None, **kwargs) -> dict[str, RunResult | BaseException]:
+    """Run ``chapters`` at the same time, at most ``jobs`` at once (default: all), each once those it
+    builds on (:func:`chapter_dependencies`) have finished; a chapter whose prerequisite failed is not
+    run. ``kwargs`` go to :func:`run_chapter`. Returns each chapter's result or error, in the order given.
+
+    With ``cores`` (the machine's CPU cores to share), each chapter's kernel gets ``cores // jobs``
+    threads, or all of them when it always runs alone (:func:`runs_alone`): the cores are neither
+    left idle nor oversubscribed, and the thread count does not depend on timing."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     import multiprocessing
 
     deps = chapter_dependencies(chapters)
+    jobs = max(1, len(chapters)) if jobs is None else jobs
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ChapterError(f"jobs must be a positive integer, got {jobs!r}")
+    threads = {ch: (cores if runs_alone(ch, chapters) else max(1, cores // jobs)) if cores else None
+               for ch in chapters}
     if executor is None:
-        executor = ProcessPoolExecutor(max_workers=max(1, len(chapters)), mp_context=multiprocessing.get_context("spawn"))
+        executor = ProcessPoolExecutor(max_workers=min(jobs, max(1, len(chapters))),
+                                       mp_context=multiprocessing.get_context("spawn"))
     results: dict[str, RunResult | BaseException] = {}
-    waiting, running = list(chapters), {}
+    # Chapters others wait for start first (chapter 3 before 1, 2 and 5: chapter 4 needs it), so a
+    # long chain of prerequisites does not run last, alone; otherwise in the order given.
+    waiting = sorted(chapters, key=lambda ch: -sum(ch in deps[other] for other in chapters))
+    running = {}
     with executor:
         while waiting or running:
             for ch in list(waiting):
@@ -341,10 +377,12 @@ def run_chapters(chapters: list[str], *, log=print, executor=None, **kwargs) -> 
                     waiting.remove(ch)
                     results[ch] = ChapterError(f"{ch} not run: it builds on {', '.join(failed)}, which failed")
                     log(f"[advxai] {results[ch]}")
-                elif all(d in results for d in deps[ch]):
+                elif all(d in results for d in deps[ch]) and len(running) < jobs:
                     waiting.remove(ch)
-                    log(f"[advxai] running {ch} (profile {kwargs.get('profile', 'quick')}) ...")
-                    running[executor.submit(_run_chapter_in_process, {"chapter": ch, **kwargs})] = ch
+                    at = f", {threads[ch]} thread{'s' * (threads[ch] > 1)}" if threads[ch] else ""
+                    log(f"[advxai] running {ch} (profile {kwargs.get('profile', 'quick')}{at}) ...")
+                    running[executor.submit(_run_chapter_in_process,
+                                            {"chapter": ch, "threads": threads[ch], **kwargs})] = ch
             if not running:  # only chapters whose prerequisites can never finish are left
                 for ch in waiting:
                     results[ch] = ChapterError(f"{ch} not run: its prerequisites form a cycle")
@@ -359,6 +397,61 @@ def run_chapters(chapters: list[str], *, log=print, executor=None, **kwargs) -> 
                     results[ch] = exc
                     log(f"[advxai] {ch} failed: {exc}")
     return {ch: results[ch] for ch in chapters}
+
+
+def models_to_train(chapters: list[str], profile: str = "quick", overrides: dict | None = None,
+                    root: Path | None = None) -> list[tuple[str, str]]:
+    """``(model, train_budget)`` for every model trained here (the embedded ones) that the chapters'
+    parameters name: what :func:`train_models` trains before chapters run side by side. Ordered so
+    that models of different data sets alternate (two workers never build one training set at once)."""
+    from .models.embedded import TRAINED
+
+    found: dict[tuple[str, str], None] = {}
+    for ch in chapters:
+        params = {**declared_parameters(ch, root), **resolve_parameters(ch, profile, overrides, root=root)}
+        budget = params.get("train_budget", "full")
+        for value in params.values():
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(item, str) and item in TRAINED:
+                    found[(item, budget)] = None
+    by_data: dict[str, list[tuple[str, str]]] = {}
+    for pair in sorted(found):
+        by_data.setdefault(TRAINED[pair[0]].dataset, []).append(pair)
+    rounds = max((len(v) for v in by_data.values()), default=0)
+    return [group[k] for k in range(rounds) for group in by_data.values() if k < len(group)]
+
+
+def _train_in_process(name: str, train_budget: str, device: str | None, threads: int) -> str:
+    import torch
+
+    from .models import get_model
+
+    torch.set_num_threads(threads)
+    get_model(name, device=device or "auto", train_budget=train_budget)  # trains and caches, or loads
+    return name
+
+
+def train_models(pairs: list[tuple[str, str]], *, jobs: int, cores: int, device: str | None = None, log=print,
+                 executor=None) -> None:
+    """Train (or find in the cache) the models ``pairs`` names, ``jobs`` at a time with ``cores // jobs``
+    threads each: done by the chapters one after the other, on a chapter's threads, this is most of
+    a cold book's first chapter. A failure is raised: every chapter needs its models."""
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
+
+    if not pairs:
+        return
+    threads = max(1, cores // jobs)
+    if executor is None:
+        executor = ProcessPoolExecutor(max_workers=min(jobs, len(pairs)), mp_context=multiprocessing.get_context("spawn"))
+    t0 = time.time()
+    log(f"[advxai] training (or loading) {len(pairs)} models, {jobs} at a time, {threads} thread(s) each: "
+        + ", ".join(name for name, _ in pairs))
+    with executor:
+        futures = [executor.submit(_train_in_process, name, budget, device, threads) for name, budget in pairs]
+        for future in futures:
+            future.result()
+    log(f"[advxai] models ready in {time.time() - t0:.0f} s")
 
 
 def _tidy_notebook(path: Path) -> None:

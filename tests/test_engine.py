@@ -523,6 +523,64 @@ def test_run_chapters_waits_for_prerequisites_and_skips_after_a_failure(monkeypa
     assert any("ch03_c failed" in line for line in lines)
 
 
+def test_chapters_side_by_side_share_the_cores_and_respect_jobs(monkeypatch):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from advxai import runner
+
+    chapters = ["ch00_a", "ch01_b", "ch02_c", "ch03_d", "ch04_e", "ch05_f", "ch06_g"]
+    # chapter 0 precedes every chapter and chapter 6 follows every one: they never share the machine
+    assert [c for c in chapters if runner.runs_alone(c, chapters)] == ["ch00_a", "ch06_g"]
+    assert runner.runs_alone("ch03_d", ["ch03_d", "ch04_e"]) and not runner.runs_alone("ch03_d", chapters)
+
+    lock, running, peak, threads = threading.Lock(), set(), [0], {}
+
+    def fake_run(kwargs):
+        ch = kwargs["chapter"]
+        with lock:
+            running.add(ch)
+            peak[0] = max(peak[0], len(running))
+            threads[ch] = kwargs["threads"]
+        threading.Event().wait(0.02)
+        with lock:
+            running.discard(ch)
+        return runner.RunResult(ch, Path(f"{ch}.ipynb"), Path(f"{ch}.metrics.json"), 0.0, {})
+
+    monkeypatch.setattr(runner, "_run_chapter_in_process", fake_run)
+    results = runner.run_chapters(chapters, executor=ThreadPoolExecutor(8), jobs=2, cores=4, log=lambda _: None)
+    assert all(isinstance(r, runner.RunResult) for r in results.values())
+    assert peak[0] == 2  # five chapters could run at once after chapter 0; two did
+    assert threads == {"ch00_a": 4, "ch06_g": 4, **{c: 2 for c in chapters[1:-1]}}
+    with pytest.raises(runner.ChapterError, match="jobs must be a positive integer"):
+        runner.run_chapters(chapters, executor=ThreadPoolExecutor(1), jobs=0)
+
+
+def test_models_are_trained_before_chapters_run_side_by_side(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from advxai import runner
+
+    chapters = runner.list_chapters()
+    pairs = runner.models_to_train(chapters, "smoke")
+    names = [n for n, _ in pairs]
+    assert set(names) >= {"mnist_cnn", "mnist_vgg", "shapes_resnet", "shapes_densenet"}
+    assert {b for _, b in pairs} == {"smoke"}
+    assert names[0].split("_")[0] != names[1].split("_")[0]  # two data sets' models first, side by side
+    trained = []
+    monkeypatch.setattr(runner, "_train_in_process", lambda name, budget, device, threads: trained.append(
+        (name, budget, threads)))
+    runner.train_models(pairs, jobs=2, cores=4, executor=ThreadPoolExecutor(2), log=lambda _: None)
+    assert sorted(trained) == sorted((n, b, 2) for n, b in pairs)
+
+    def broken(name, *_):
+        raise RuntimeError(f"{name} diverged")
+
+    monkeypatch.setattr(runner, "_train_in_process", broken)
+    with pytest.raises(RuntimeError, match="diverged"):
+        runner.train_models(pairs[:1], jobs=2, cores=2, executor=ThreadPoolExecutor(1), log=lambda _: None)
+
+
 def test_the_ray_engine_defaults(ray_cluster):
     eng = engines.get_engine("ray")  # joins the module's instance
     assert eng.shard_size == engines.cluster.DEFAULT_SHARD_SIZE == 16
