@@ -490,24 +490,37 @@ def write_checkpoints(torch_home: str | os.PathLike, models: Iterable[str], seed
 
 
 @contextlib.contextmanager
+def environment(**values: str | None):
+    """The environment variables ``values`` set (``None``: unset) inside the block, restored after."""
+    previous = {k: os.environ.get(k) for k in values}
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    try:
+        yield
+    finally:
+        for k, v in previous.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
 def torch_home(path: str | os.PathLike):
     """``$TORCH_HOME`` set to ``path`` inside the block (torchvision reads it on every lookup)."""
-    previous = os.environ.get("TORCH_HOME")
-    os.environ["TORCH_HOME"] = str(path)
-    try:
+    with environment(TORCH_HOME=str(path)):
         yield Path(path)
-    finally:
-        if previous is None:
-            os.environ.pop("TORCH_HOME", None)
-        else:
-            os.environ["TORCH_HOME"] = previous
 
 
 # --------------------------------------------------------------------------- all of it
 
 
 def build_fake_world(tmp_path: str | os.PathLike, models: Sequence[str] = (), datasets: Sequence[str] = (
-        "imagenet", "cub", "cifar10", "awa2", "mnist"), seed: int = 0) -> dict[str, str]:
+        "imagenet", "cub", "cifar10", "awa2", "mnist"), seed: int = 0,
+        sizes: dict[str, Sequence[int]] | None = None) -> dict[str, str]:
     """Fake data sets and checkpoints in ``tmp_path``; returns the environment variables pointing at them.
 
     ``models``: torchvision models whose random checkpoints are written (see
@@ -515,7 +528,13 @@ def build_fake_world(tmp_path: str | os.PathLike, models: Sequence[str] = (), da
     and val), so that each of them classifies its images correctly. ImageNet comes in the ILSVRC
     layout with a flat validation folder and box tables for both splits. Returns ``ADVXAI_<SET>``
     for each data set and ``TORCH_HOME``.
+
+    ``sizes``: for a model, the sides (``$ADVXAI_IMAGE_SIZE``) at which it labels the images, so
+    that runs at those sizes find them correctly classified; a model not listed labels them at its
+    own input size.
     """
+    from advxai.runtime import IMAGE_SIZE_ENV
+
     from advxai.models import get_model
 
     base = Path(tmp_path)
@@ -526,9 +545,13 @@ def build_fake_world(tmp_path: str | os.PathLike, models: Sequence[str] = (), da
     write_checkpoints(env["TORCH_HOME"], models, seed=seed)
     if "imagenet" in datasets:
         fake = fake_imagenet(base / "imagenet", layout="ilsvrc", val="flat", boxes="csv", seed=seed)
-        if models:
-            with torch_home(env["TORCH_HOME"]):
-                fake.relabel([get_model(m, device="cpu") for m in models])
+        labellers = []  # one model object per (model, size): each knows its input size
+        for name in models:
+            for size in (sizes or {}).get(name) or [None]:
+                with environment(TORCH_HOME=env["TORCH_HOME"], **{IMAGE_SIZE_ENV: size and str(size)}):
+                    labellers.append(get_model(name, device="cpu"))
+        if labellers:
+            fake.relabel(labellers)
         env["ADVXAI_IMAGENET"] = str(fake.root)
     if "cub" in datasets:
         env["ADVXAI_CUB"] = str(fake_cub(base / "cub" / "CUB_200_2011", seed=seed).root)
