@@ -12,7 +12,7 @@ STAMP := $(VENV)/.advxai-installed
 SMOKE_DIR := build/smoke
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install assets test lane-smoke lane-paper unit smoke nbval smoke-and-nbval paper book clean
+.PHONY: install assets test unit smoke nbval smoke-and-nbval paper book clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,26 +30,22 @@ assets: $(STAMP)
 
 install: $(STAMP) assets
 
-# Two lanes side by side, one thread each (two cores: about twice as fast as one after the other):
-# the unit tests, the smoke book and nbval on it in one; every chapter's paper profile on fakes in the
-# other (about 9 minutes each).
+# One after the other, each on all the cores. Side by side at one thread each is no faster on two
+# cores (benchmarks/bench_cores.py: 1.88x one thread for two processes, 1.82x for one process at two
+# threads; whole trainings ran 20-30 % slower side by side), and it splits the unit tests' session.
 test: install
-	OMP_NUM_THREADS=1 $(MAKE) -j2 --output-sync=line lane-smoke lane-paper
-
-lane-smoke: install
 	$(MAKE) unit
 	$(MAKE) smoke
 	$(MAKE) nbval
-
-lane-paper: install
 	$(MAKE) paper
 
 smoke-and-nbval: install
 	$(MAKE) smoke
 	$(MAKE) nbval
 
+UNIT_TESTS ?= tests  # e.g. make unit UNIT_TESTS=tests/test_aid.py
 unit: install
-	ADVXAI_FORBID_NETWORK=1 $(BIN)/python -m pytest tests -q -m "not paper_fakes"
+	ADVXAI_FORBID_NETWORK=1 $(BIN)/python -m pytest $(UNIT_TESTS) -q -m "not paper_fakes"
 
 # Every chapter's paper profile through the CLI on fake data sets and random torchvision checkpoints
 # (PAPER_CHAPTERS: a pytest -k expression to run some of them, e.g. "ch03").
@@ -60,7 +56,7 @@ paper: install
 
 # Offline on purpose: the guard makes any non-local connection fail the run. The smoke book and nbval
 # keep their own cache (build/cache), reading MNIST from where `make install` put it: make test never
-# writes into the user's cache (the test sessions check that, and one runs beside the smoke lane).
+# writes into the user's cache (the test sessions check that).
 SMOKE_ENV = ADVXAI_MNIST="$$($(CURDIR)/$(BIN)/python -c 'from advxai.fetch import default_mnist_root as r; print(r())')" \
 	ADVXAI_CACHE=$(CURDIR)/build/cache ADVXAI_FORBID_NETWORK=1
 smoke: install
@@ -73,7 +69,7 @@ nbval: install
 		--rootdir . *.ipynb
 
 book: install
-	$(BIN)/advxai book --jobs 2
+	$(BIN)/advxai book
 	test -f _build/html/index.html
 
 clean:
