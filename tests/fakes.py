@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -455,6 +456,15 @@ def checkpoint_file(torch_home: str | os.PathLike, name: str) -> Path:
     return Path(torch_home) / "hub" / "checkpoints" / os.path.basename(url)
 
 
+def legacy_densenet_keys(sd: dict) -> dict:
+    """A DenseNet state dict as torchvision's checkpoint files hold it: a dense layer's ``norm1`` /
+    ``relu1`` / ``conv1`` (and ``...2``) are ``norm.1`` / ``relu.1`` / ``conv.1`` there, and the files
+    predate BatchNorm's ``num_batches_tracked``."""
+    pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))([12]\.(?:weight|bias|running_mean|running_var))$")
+    return {(f"{m.group(1)}.{m.group(2)}" if (m := pattern.match(k)) else k): v for k, v in sd.items()
+            if not k.endswith("num_batches_tracked")}
+
+
 def write_checkpoints(torch_home: str | os.PathLike, models: Iterable[str], seed: int = 0) -> dict[str, Path]:
     """Random-weight state dicts for ``models`` where torchvision looks for downloaded weights.
 
@@ -484,7 +494,10 @@ def write_checkpoints(torch_home: str | os.PathLike, models: Iterable[str], seed
             net = getattr(tvm, ctor)(**kwargs)
         file.parent.mkdir(parents=True, exist_ok=True)
         tmp = file.with_suffix(".part")
-        torch.save(net.state_dict(), tmp)
+        sd = net.state_dict()
+        if name.startswith("densenet"):  # as torchvision's published files name a dense layer's parts
+            sd = legacy_densenet_keys(sd)
+        torch.save(sd, tmp)
         os.replace(tmp, file)
     return out
 

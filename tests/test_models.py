@@ -158,6 +158,43 @@ def test_torchvision_weights_from_a_file(tmp_path):
         get_model("resnet50", weights=str(tmp_path / "missing.pth"))
 
 
+def test_loaded_weights_are_the_parameters_trainable_and_nothing_is_left_unset(tmp_path):
+    # the network is built on the meta device and the file's tensors become its parameters
+    model = get_model("resnet50", device="cpu", weights="random")
+    path = tmp_path / "resnet50.pth"
+    torch.save(model.net.state_dict(), path)
+    again = get_model("resnet50", device="cpu", weights=str(path))
+    tensors = [*again.net.parameters(), *again.net.buffers()]
+    assert not any(t.is_meta for t in tensors)
+    assert all(isinstance(p, torch.nn.Parameter) for p in again.net.parameters())
+    assert [p.requires_grad for p in again.net.parameters()] == [p.requires_grad for p in model.net.parameters()]
+    for (name, a), b in zip(model.net.state_dict().items(), again.net.state_dict().values()):
+        assert torch.equal(a, b), name
+    again.net.requires_grad_(True)  # as a fine-tuning user would
+    x = torch.rand(2, 3, 64, 64, requires_grad=True)
+    again(x)[:, 3].sum().backward()  # gradients reach the input and the weights
+    assert x.grad is not None and again.net.fc.weight.grad is not None
+    sd = model.net.state_dict()
+    del sd["fc.bias"]
+    torch.save(sd, path)
+    with pytest.raises(RuntimeError, match="fc.bias"):
+        get_model("resnet50", device="cpu", weights=str(path))
+
+
+def test_densenet_checkpoints_with_torchvisions_old_layer_names_load(tmp_path):
+    # torchvision's published DenseNet files name a dense layer's parts "norm.1", "conv.2", ...
+    from tests.fakes import legacy_densenet_keys
+
+    model = get_model("densenet169", device="cpu", weights="random")
+    sd = legacy_densenet_keys(model.net.state_dict())  # DenseNetGAP keeps torchvision's key names
+    assert any(".norm.1." in k for k in sd) and not any(".norm1.weight" in k for k in sd)
+    path = tmp_path / "densenet169.pth"
+    torch.save(sd, path)
+    again = get_model("densenet169", device="cpu", weights=str(path))
+    x = torch.rand(1, 3, 64, 64)
+    assert torch.equal(model(x), again(x))
+
+
 def test_torchvision_weights_offline_error_says_how(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     import advxai.models.torchvision_models as tvm_mod

@@ -17,6 +17,7 @@ interpreter and decoder sizes itself from it.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -89,6 +90,38 @@ def _state_dict(name: str, enum_name: str, weights: str):
         raise _weights_error(name, file, enum.url, exc) from exc
 
 
+# A DenseNet layer's parts were once named "norm.1", "conv.2", ...; torchvision's published DenseNet
+# checkpoints still use those names, and its own loader renames them ("norm1", "conv2") on the way in.
+_OLD_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.([12]\.(?:weight|bias|running_mean|running_var))$")
+
+
+def modern_densenet_keys(sd: dict) -> dict:
+    """``sd`` with the old DenseNet layer names of torchvision's checkpoint files renamed as the
+    current modules name them (``...denselayer1.norm.1.weight`` -> ``...denselayer1.norm1.weight``)."""
+    out = {}
+    for key, value in sd.items():
+        m = _OLD_DENSENET_KEY.match(key)
+        out[m.group(1) + m.group(2) if m else key] = value
+    return out
+
+
+def _build_for_weights(ctor, kwargs: dict, sd: dict, name: str) -> torch.nn.Module:
+    """The network with the weights ``sd``, built without its random initialisation.
+
+    torchvision initialises every layer on construction (for VGG-16 that is 138 M random numbers),
+    only for ``load_state_dict`` to overwrite them. Built on the meta device, the layers hold no
+    storage; ``assign=True`` then makes the loaded tensors the parameters. Strict loading checks that
+    every parameter and buffer came from ``sd``, so nothing is left on the meta device.
+    """
+    with torch.device("meta"):
+        net = ctor(**kwargs)
+    net.load_state_dict(sd, assign=True)
+    left = [n for n, t in [*net.named_parameters(), *net.named_buffers()] if t.is_meta]
+    if left:  # a buffer that the state dict does not hold (none in torchvision's classifiers)
+        raise RuntimeError(f"{name}: the weights leave {left[:5]} unset")
+    return net
+
+
 # The smallest input each network's strides and valid (unpadded) convolutions accept.
 MIN_INPUT_SIZE = {"inception_v3": 75}
 
@@ -120,10 +153,13 @@ def load_torchvision_model(name: str, device: str = "auto", weights: str = "imag
         # transform_input=False: the wrapper normalises with mean = std = 0.5 itself, which is what
         # torchvision's transform_input=True converts ImageNet-normalised inputs back into.
         kwargs.update(aux_logits=True, transform_input=False, init_weights=False)
-    net = getattr(tvm, ctor)(**kwargs)
     sd, provenance = _state_dict(name, enum_name, weights)
-    if sd is not None:
-        net.load_state_dict(sd)
+    if sd is None:
+        net = getattr(tvm, ctor)(**kwargs)
+    else:
+        if name.startswith("densenet"):
+            sd = modern_densenet_keys(sd)
+        net = _build_for_weights(getattr(tvm, ctor), kwargs, sd, name)
     if name == "inception_v3":
         net.aux_logits, net.AuxLogits = False, None  # eval-time outputs only
     if name == "densenet169":
