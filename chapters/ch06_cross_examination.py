@@ -59,6 +59,8 @@ fpr = 0.05  # benign false-positive rate of every detector
 eps = 0.031  # L-inf budget of every L-inf attack (8/255, ADV²'s)
 attack_budget = "quick"  # smoke | quick | paper: step counts of every attack
 adv2_settings = "paper"  # paper | code: ADV² as in Tables 11-12 or in the authors' code
+adv2_warm_steps = None  # plain PGD steps before every ADV² row but MASK's; None: attack_budget's
+adv2_steps = None  # ADV² steps of those rows; None: attack_budget's
 arena_rows = ["fgsm", "pgd", "cw", "deepfool", "lbfgs", "boundary", "stadv", "patch",
               "lavan", "adv2_cam", "adv2_grad", "adv2_mask", "adv2_rts", "advedge_cam",
               "advedge_plus_cam", "adaptive_adv2_fs", "adaptive_hb", "adv2_rts_aid",
@@ -160,6 +162,7 @@ specs = arena.study_attacks(
               interpreter_settings={"iterations": mask_iterations, "seed": seed}),
     mask_images=mask_images, rts_steps=rts_steps, rts_batch=rts_batch, aid_budget=aid_budget,
     aid_match_weight=aid_match_weight, aid_batch=aid_batch, aid_rounds=aid_rounds,
+    adv2_warm_steps=adv2_warm_steps, adv2_steps=adv2_steps,
     robust=dict(eps=at_eps, steps=at_steps, epochs=at_epochs, n_train=at_n_train, seed=seed),
     adv2_settings=adv2_settings)
 print("ADV² settings:", arena.adv2_source(specs))

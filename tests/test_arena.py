@@ -157,6 +157,21 @@ def test_arena_attacks_check_their_names_and_the_study_list_builds():
         study_attacks("huge")
 
 
+def test_adv2_step_counts_override_the_budget_in_every_adv2_row_but_masks():
+    plain = study_attacks("smoke", num_classes=20, mask={"steps": 1, "warm_steps": 2})
+    assert all("steps" not in s.params for k, s in plain.items() if s.attack == "adv2" and k != "adv2_mask")
+    specs = study_attacks("smoke", num_classes=20, mask={"steps": 1, "warm_steps": 2}, adv2_warm_steps=0,
+                          adv2_steps=3)
+    adv2_rows = [k for k, s in specs.items() if s.attack == "adv2" and k != "adv2_mask"]
+    assert {"adv2_cam", "adv2_grad", "advedge_cam", "adaptive_adv2_fs", "adv2_rts", "adaptive_aid"} <= set(adv2_rows)
+    assert all((specs[k].params["warm_steps"], specs[k].params["steps"]) == (0, 3) for k in adv2_rows)
+    assert (specs["adv2_mask"].params["warm_steps"], specs["adv2_mask"].params["steps"]) == (2, 1)
+    assert specs["pgd"].params == plain["pgd"].params
+    for bad in (dict(adv2_steps=0), dict(adv2_warm_steps=-1), dict(adv2_steps=2.5), dict(adv2_steps=True)):
+        with pytest.raises(ValueError, match="adv2_(warm_)?steps must be None or an integer"):
+            study_attacks("smoke", **bad)
+
+
 def test_craft_reuses_the_attack_store(tmp_cache, monkeypatch):
     """A store attack goes through adversarial_set (same cache entry on a second call)."""
     calls = []

@@ -80,7 +80,8 @@ def study_attacks(budget: str = "quick", eps: float = 8 / 255, num_classes: int 
                   rts_steps: int | None = None, rts_batch: int | None = None, aid_budget: str = "full",
                   aid_match_weight: float = 10.0, robust: dict | None = None,
                   adv2_settings: str = "paper", aid_batch: int | None = None,
-                  aid_rounds: int | None = None) -> dict[str, ArenaAttack]:
+                  aid_rounds: int | None = None, adv2_warm_steps: int | None = None,
+                  adv2_steps: int | None = None) -> dict[str, ArenaAttack]:
     """The study's attacks by short name, at an L-inf budget ``eps`` where they have one; step counts
     scaled by ``budget`` (``smoke`` | ``quick`` | ``paper``). Four adaptive attacks: ADV² (CAM) adapted
     to the feature-squeezing ``squeezer`` (``adaptive_adv2_fs``), PGD inside heat-and-blur's
@@ -99,7 +100,9 @@ def study_attacks(budget: str = "quick", eps: float = 8 / 255, num_classes: int 
     Every ADV² row (on CAM, GRAD, MASK and RTS, AdvEdge's, the adaptive ones) starts from
     :func:`~advxai.attacks.adv2.adv2_settings` with ``adv2_settings`` (``"paper"``: Zhang et al.'s
     Tables 11 and 12; ``"code"``: the authors' scripts) at ADV²'s own budget for the arena's: ``paper``
-    is ADV²'s ``full`` (its step counts), ``quick`` and ``smoke`` keep their names."""
+    is ADV²'s ``full`` (its step counts), ``quick`` and ``smoke`` keep their names. ``adv2_warm_steps``
+    and ``adv2_steps``, where given, replace the budget's warm-start and ADV² step counts in every
+    ADV² row but the one against MASK (``mask`` sets its own)."""
     from ..attacks.adv2 import check_settings_name
 
     if budget not in ("smoke", "quick", "paper"):
@@ -107,7 +110,12 @@ def study_attacks(budget: str = "quick", eps: float = 8 / 255, num_classes: int 
     check_settings_name(adv2_settings)
     f = {"smoke": 0.1, "quick": 1.0, "paper": 10.0}[budget]
     adv2_budget = ADV2_BUDGETS[budget]
-    adv2 = {"budget": adv2_budget, "settings": adv2_settings, "eps": eps}
+    for name, value, low in (("adv2_warm_steps", adv2_warm_steps, 0), ("adv2_steps", adv2_steps, 1)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise ValueError(f"{name} must be None or an integer of at least {low}, got {value!r}")
+    adv2 = {"budget": adv2_budget, "settings": adv2_settings, "eps": eps,
+            # only where given, so the sets cached at the budget's step counts keep their keys
+            **{k: v for k, v in (("warm_steps", adv2_warm_steps), ("steps", adv2_steps)) if v is not None}}
 
     def n(k: int) -> int:
         return max(2, int(round(k * f)))
