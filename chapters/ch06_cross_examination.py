@@ -61,13 +61,11 @@ attack_budget = "quick"  # smoke | quick | paper: step counts of every attack
 adv2_settings = "paper"  # paper | code: ADV² as in Tables 11-12 or in the authors' code
 adv2_warm_steps = None  # plain PGD steps before every ADV² row but MASK's; None: attack_budget's
 adv2_steps = None  # ADV² steps of those rows; None: attack_budget's
-arena_rows = ["fgsm", "pgd", "cw", "deepfool", "lbfgs", "boundary", "stadv", "patch",
-              "lavan", "adv2_cam", "adv2_grad", "adv2_mask", "adv2_rts", "advedge_cam",
-              "advedge_plus_cam", "adaptive_adv2_fs", "adaptive_hb", "adv2_rts_aid",
-              "adaptive_aid", "pgd_at"]
-arena_members = ["ig_masking", "feature_squeezing", "heat_and_blur_change",
-                 "multi_interpreter", "sje_disagreement", "aid", "undefended",
-                 "heat_and_blur", "adversarial_training"]
+arena_rows = ["fgsm", "pgd", "cw", "deepfool", "lbfgs", "boundary", "stadv", "patch", "lavan",
+              "adv2_cam", "adv2_grad", "adv2_mask", "adv2_rts", "advedge_cam", "advedge_plus_cam",
+              "adaptive_adv2_fs", "adaptive_hb", "adv2_rts_aid", "adaptive_aid", "pgd_at"]
+arena_members = ["ig_masking", "feature_squeezing", "heat_and_blur_change", "multi_interpreter",
+                 "sje_disagreement", "aid", "undefended", "heat_and_blur", "adversarial_training"]
 ig_steps = 16  # IG quadrature points of the masking detector
 ig_epsilon = 0.002  # its grid of masked fractions (of the positive pixels)
 ig_max_delta = 0.1
