@@ -32,10 +32,11 @@ install: $(STAMP) assets
 
 # Two lanes side by side, one thread each: the smoke book, nbval on it and most unit tests in one;
 # the unit tests of UNIT_SPLIT (attacks, arena, AID, the engine) and every chapter's paper profile on
-# fakes in the other, the split chosen so that the lanes take about as long. Measured from fresh
-# clones on two cores: 15.7 min with all the unit tests in the first lane, 18.9 min with everything
-# one after the other on both threads (the chapters' Python and I/O overlap side by side; their
-# tensor work gains nothing: benchmarks/bench_cores.py).
+# fakes in the other, the split chosen so that the lanes take about as long. Measured from a fresh
+# clone on two cores: 8.6 min (513 s). Earlier, with longer paper runs: 15.7 min with all the unit
+# tests in the first lane against 18.9 min with everything one after the other on both threads (the
+# chapters' Python and I/O overlap side by side; their tensor work gains nothing:
+# benchmarks/bench_cores.py).
 UNIT_SPLIT := tests/test_a*.py tests/test_engine.py
 test: install
 	OMP_NUM_THREADS=1 $(MAKE) -j2 --output-sync=line lane-smoke lane-paper
