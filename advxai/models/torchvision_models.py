@@ -92,7 +92,8 @@ def _state_dict(name: str, enum_name: str, weights: str):
 
 # A DenseNet layer's parts were once named "norm.1", "conv.2", ...; torchvision's published DenseNet
 # checkpoints still use those names, and its own loader renames them ("norm1", "conv2") on the way in.
-_OLD_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.([12]\.(?:weight|bias|running_mean|running_var))$")
+_OLD_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\."
+                               r"([12]\.(?:weight|bias|running_mean|running_var))$")
 
 
 def modern_densenet_keys(sd: dict) -> dict:
