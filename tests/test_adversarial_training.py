@@ -53,6 +53,26 @@ def test_adversarial_training_is_deterministic():
         assert torch.equal(p, q)
 
 
+def test_bf16_adversarial_training_is_deterministic_and_keyed(monkeypatch):
+    train = get_dataset("digits", "train")
+    xt, yt = train.load_images(torch.arange(256)), train.labels[:256]
+    cfg = AdvTrainConfig(eps=0.05, steps=2, epochs=1, batch_size=64)
+    a, b, c = small_digits_mlp(epochs=5), small_digits_mlp(epochs=5), small_digits_mlp(epochs=5)
+    adversarial_train(a, xt, yt, cfg, precision="bf16")
+    adversarial_train(b, xt, yt, cfg, precision="bf16")
+    adversarial_train(c, xt, yt, cfg)
+    assert all(p.dtype == torch.float32 and torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert any(not torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+    with pytest.raises(ValueError, match="precision"):
+        adversarial_train(a, xt, yt, cfg, precision="fp16")
+    keys = {}
+    for precision in ("fp32", "bf16"):
+        monkeypatch.setenv("ADVXAI_TRAIN_PRECISION", precision)
+        keys[precision] = robust_model_spec("digits_cnn", cfg, "smoke", "cpu")
+    assert keys["fp32"]["precision"] == "fp32" and keys["bf16"]["precision"] == "bf16"
+    assert keys["fp32"]["base"]["precision"] == "fp32"
+
+
 def test_robust_model_is_cached_and_keyed(tmp_cache, monkeypatch):
     from dataclasses import replace
 

@@ -7,7 +7,8 @@ from advxai.data import get_dataset
 from advxai.models import Classifier, ModelInfo, get_model, list_models
 from advxai.models.torchvision_models import TORCHVISION
 from advxai.models.small import DigitsCNN, DigitsVGG, ShapesDenseNet, ShapesResNet
-from advxai.models.training import TrainConfig, random_shift, train_classifier
+from advxai.models import training
+from advxai.models.training import TrainConfig, random_shift, train_classifier, training_precision
 
 
 def _info(**kw):
@@ -90,6 +91,50 @@ def test_training_is_deterministic_and_learns():
     for k in a["state_dict"]:
         assert torch.equal(a["state_dict"][k], b["state_dict"][k])
     assert a["history"][-1]["loss"] < a["history"][0]["loss"]
+
+
+def test_bf16_training_is_deterministic_learns_and_keeps_fp32_weights():
+    x, y = _toy_problem()
+    cfg = TrainConfig(epochs=4, batch_size=16, lr=1e-2)
+    a = train_classifier(_toy_net(), x, y, cfg, precision="bf16")
+    b = train_classifier(_toy_net(), x, y, cfg, precision="bf16")
+    fp32 = train_classifier(_toy_net(), x, y, cfg)
+    for k in a["state_dict"]:
+        assert a["state_dict"][k].dtype == torch.float32
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k])
+    assert a["history"][-1]["loss"] < a["history"][0]["loss"]
+    # the forward passes ran in bfloat16: the weights are not those of the fp32 run
+    assert any(not torch.equal(a["state_dict"][k], fp32["state_dict"][k]) for k in a["state_dict"])
+    with pytest.raises(ValueError, match="'bf16' or 'fp32'"):
+        train_classifier(_toy_net(), x, y, cfg, precision="auto")
+
+
+def test_training_precision_follows_the_hardware_unless_told(monkeypatch):
+    monkeypatch.delenv(training.PRECISION_ENV, raising=False)
+    monkeypatch.setattr(training, "native_bf16", lambda device: True)
+    assert training_precision("cpu") == "bf16"
+    monkeypatch.setattr(training, "native_bf16", lambda device: False)
+    assert training_precision("cpu") == "fp32"
+    assert training_precision("cpu", "bf16") == "bf16"
+    monkeypatch.setenv(training.PRECISION_ENV, "bf16")
+    assert training_precision("cpu") == "bf16"
+    monkeypatch.setenv(training.PRECISION_ENV, "half")
+    with pytest.raises(ValueError, match=r"ADVXAI_TRAIN_PRECISION.*auto, bf16, fp32"):
+        training_precision("cpu")
+    with pytest.raises(ValueError, match="auto, bf16, fp32"):
+        training_precision("cpu", "fp16")
+    assert training.native_bf16("meta") is False
+
+
+def test_the_cache_key_holds_the_training_precision(monkeypatch):
+    from advxai.models.embedded import trained_model_spec
+
+    monkeypatch.setenv(training.PRECISION_ENV, "fp32")
+    fp32 = trained_model_spec("digits_cnn", "smoke", "cpu")
+    monkeypatch.setenv(training.PRECISION_ENV, "bf16")
+    bf16 = trained_model_spec("digits_cnn", "smoke", "cpu")
+    assert (fp32["precision"], bf16["precision"]) == ("fp32", "bf16")
+    assert runtime.cache_path("models", fp32) != runtime.cache_path("models", bf16)
 
 
 def test_killed_training_resumes_to_the_same_weights(tmp_path, monkeypatch):

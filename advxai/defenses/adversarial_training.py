@@ -7,7 +7,9 @@ updated on
     J_adv = α CE(f(x), y) + (1 - α) CE(f(x̂), y)          (their Eq. 2; α = 1/2 by default)
 
 in train mode. Training starts from a classifier trained on clean images (the "clean epochs" of the
-authors' code: the cached embedded model) and fine-tunes it for ``epochs`` adversarial epochs.
+authors' code: the cached embedded model) and fine-tunes it for ``epochs`` adversarial epochs. Like
+the embedded models' own training, it runs in bfloat16 mixed precision where the hardware computes
+it natively, the attack of each batch included (:func:`advxai.models.training.training_precision`).
 
 :func:`robust_model` builds, caches and returns such a model by name: the cache key holds the base
 model's own key (architecture, data, budget), the whole :class:`AdvTrainConfig` and a digest of this
@@ -31,7 +33,9 @@ from tqdm import tqdm
 
 from ..attacks.base import check_budget
 from ..attacks.gradient import PGD
+from ..accelerate import fast_math
 from ..models.base import Classifier
+from ..models.training import check_precision, training_precision
 from ..runtime import (CacheCorrupted, atomic_save, cache_path, cached, load_checkpoint, model_digest, module_device,
                        remove_entry, resolve_device)
 from .base import Defense
@@ -87,15 +91,17 @@ SMOKE_OVERRIDES = {"epochs": 1, "steps": 2, "n_train": 256}
 
 def adversarial_train(model: Classifier, x_train: torch.Tensor | Callable[[torch.Tensor], torch.Tensor],
                       y_train: torch.Tensor, cfg: AdvTrainConfig, partial_path: Path | None = None,
-                      desc: str = "adversarial training") -> dict:
+                      desc: str = "adversarial training", precision: str = "fp32") -> dict:
     """Fine-tune ``model`` in place with PGD adversarial training; returns its state dict and history.
 
     ``model`` is a :class:`~advxai.models.Classifier` (inputs in [0, 1], normalisation inside, so the
     attack and the training see the same pixels). Its parameters are unfrozen while training and frozen
     again at the end; it is left in eval mode. ``x_train`` is a tensor [N, C, H, W], or a function
     ``index -> images`` for data sets read from files (CUB). ``cfg.clean_weight = 1`` trains on clean
-    images only (no attack).
+    images only (no attack). ``precision="bf16"``: each batch's attack and update run under bfloat16
+    autocast (the weights and the optimiser stay fp32).
     """
+    check_precision(precision)
     if callable(x_train):
         load = x_train
     else:
@@ -131,20 +137,22 @@ def adversarial_train(model: Classifier, x_train: torch.Tensor | Callable[[torch
         for b, s in enumerate(range(0, len(order), cfg.batch_size)):
             idx = order[s:s + cfg.batch_size]
             xb, yb = load(idx).to(device), y_train[idx].to(device)
-            if attack is None:  # clean fine-tuning
-                net.train()
-                clean = model(xb)
-                loss = F.cross_entropy(clean, yb)
-                adv = clean.detach()
-            else:
-                model.eval()
-                attack.seed = (cfg.seed * 1_000_003 + epoch) * 10_007 + b  # a fresh random start per batch
-                with torch.enable_grad():
-                    x_adv = attack.perturb(xb, yb, None).detach()
-                net.train()
-                logits = model(torch.cat([xb, x_adv]))
-                clean, adv = logits[:len(xb)], logits[len(xb):]
-                loss = cfg.clean_weight * F.cross_entropy(clean, yb) + (1 - cfg.clean_weight) * F.cross_entropy(adv, yb)
+            with fast_math(bf16=precision == "bf16", device=device):
+                if attack is None:  # clean fine-tuning
+                    net.train()
+                    clean = model(xb)
+                    loss = F.cross_entropy(clean, yb)
+                    adv = clean.detach()
+                else:
+                    model.eval()
+                    attack.seed = (cfg.seed * 1_000_003 + epoch) * 10_007 + b  # a fresh random start per batch
+                    with torch.enable_grad():
+                        x_adv = attack.perturb(xb, yb, None).detach().to(xb.dtype)
+                    net.train()
+                    logits = model(torch.cat([xb, x_adv]))
+                    clean, adv = logits[:len(xb)], logits[len(xb):]
+                    loss = (cfg.clean_weight * F.cross_entropy(clean, yb)
+                            + (1 - cfg.clean_weight) * F.cross_entropy(adv, yb))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -179,7 +187,7 @@ def robust_model_spec(name: str, cfg: AdvTrainConfig, train_budget: str = "full"
         raise ValueError(f"adversarial training starts from a model trained here; valid: {sorted(TRAINED)} "
                          f"(got {name!r})")
     return {"name": f"{name}-at", "base": trained_model_spec(name, train_budget, device), "config": asdict(cfg),
-            "source": _source_digest()}
+            "source": _source_digest(), "precision": training_precision(resolve_device(device))}
 
 
 def robust_model(name: str, eps: float, *, train_budget: str = "full", device: str = "auto",
@@ -210,7 +218,7 @@ def robust_model(name: str, eps: float, *, train_budget: str = "full", device: s
         torch.manual_seed(cfg.seed)
         result = adversarial_train(model, train.load_images(index), train.labels[index], cfg,
                                    partial_path=cache_path("models", key, suffix=".partial"),
-                                   desc=f"adversarial training {name} eps={eps:.3f}")
+                                   desc=f"adversarial training {name} eps={eps:.3f}", precision=key["precision"])
         return {"state_dict": result["state_dict"], "history": result["history"]}
 
     payload = cached("models", key, build)
@@ -265,7 +273,8 @@ def fine_tuned_model(name: str, dataset: str, *, eps: float | None = None, devic
     key = {"name": f"{name}-{dataset}-{'at' if eps is not None else 'ft'}", "model": name, "weights": weights,
            "dataset": dataset, "dataset_kwargs": dataset_kwargs, "clean": asdict(clean_cfg),
            "adversarial": asdict(adv_cfg) if adv_cfg else None, "source": _source_digest(),
-           "trained_on": resolve_device(device).type, "subset": "stratified"}
+           "trained_on": resolve_device(device).type, "subset": "stratified",
+           "precision": training_precision(resolve_device(device))}
     train = get_dataset(dataset, split="train", **dataset_kwargs)
     start = (fine_tuned_model(name, dataset, device=device, weights=weights, dataset_kwargs=dataset_kwargs,
                               clean_epochs=clean_epochs, clean_lr=clean_lr, **config) if adv_cfg is not None
@@ -280,7 +289,8 @@ def fine_tuned_model(name: str, dataset: str, *, eps: float | None = None, devic
         torch.manual_seed(cfg.seed)
         result = adversarial_train(model, lambda i: train.load_images(index[i]), train.labels[index], cfg,
                                    partial_path=cache_path("models", key, suffix=".partial"),
-                                   desc=f"{'adversarial' if adv_cfg else 'clean'} fine-tuning {name} on {dataset}")
+                                   desc=f"{'adversarial' if adv_cfg else 'clean'} fine-tuning {name} on {dataset}",
+                                   precision=key["precision"])
         return {"state_dict": result["state_dict"], "history": result["history"]}
 
     payload = cached("models", key, build)

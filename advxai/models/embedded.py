@@ -21,7 +21,7 @@ from ..runtime import cache_path, cached, resolve_device
 from .base import Classifier, ModelInfo
 from .mnist_nets import MnistCNN, MnistVGG
 from .small import DigitsCNN, DigitsVGG, ShapesDenseNet, ShapesResNet
-from .training import TrainConfig, evaluate, train_classifier
+from .training import TrainConfig, evaluate, train_classifier, training_precision
 
 TRAIN_BUDGETS = ("full", "smoke")
 ARCH_VERSION = 2  # bump when the meaning of a recipe changes; code changes are caught by _source_digest
@@ -70,6 +70,9 @@ TRAINED: dict[str, TrainedModelSpec] = {
         TrainConfig(epochs=3, batch_size=64, lr=6e-3), 2000, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25),
         "small DenseNet (2 dense blocks, growth 16), 8x8x120 map, GAP + linear"),
 }
+
+
+_PRECISION_WORDS = {"bf16": "bf16 mixed precision", "fp32": "fp32"}
 
 
 def _check_budget(train_budget: str) -> None:
@@ -124,6 +127,7 @@ def trained_model_spec(name: str, train_budget: str = "full", device: str = "aut
         "name": name, "arch_version": ARCH_VERSION, "source": _source_digest(spec.arch), "dataset": spec.dataset, "train_budget": train_budget,
         "n_train": None if train_budget == "full" else spec.smoke_n_train, "config": asdict(cfg),
         "mean": spec.mean, "std": spec.std, "trained_on": resolve_device(device).type,
+        "precision": training_precision(resolve_device(device)),
     }
 
 
@@ -147,7 +151,8 @@ def load_trained_model(name: str, device: str = "auto", train_budget: str = "ful
         all_x = train.load_images(index)
         result = train_classifier(
             net, all_x, train.labels[index], TrainConfig(**key["config"]), normalize=lambda x: (x - mean) / std,
-            partial_path=cache_path("models", key, suffix=".partial"), device=dev, desc=f"training {name}")
+            partial_path=cache_path("models", key, suffix=".partial"), device=dev, desc=f"training {name}",
+            precision=key["precision"])
         net.eval()
         test_x = test.load_images(torch.arange(len(test)))
         acc = evaluate(lambda x: net((x - mean) / std), test_x, test.labels, device=dev)
@@ -160,7 +165,7 @@ def load_trained_model(name: str, device: str = "auto", train_budget: str = "ful
         name=name, dataset=spec.dataset, input_size=tuple(test.image_shape), class_names=list(test.classes),
         mean=spec.mean, std=spec.std, cam_layer="cam" if hasattr(net, "cam") else "layer3",
         feature_layer="head.pool", classifier_layer="head.fc", architecture=spec.description,
-        weights=f"trained here on {spec.dataset} ({train_budget} budget, cached)",
+        weights=f"trained here on {spec.dataset} ({train_budget} budget, {_PRECISION_WORDS[key['precision']]}, cached)",
         test_accuracy=float(payload["test_accuracy"]),
         notes={"history": payload["history"], "train_budget": train_budget},
     )
