@@ -206,7 +206,8 @@ report.show(accuracy, "Test accuracy of every model")
 # run it: targeted L∞ PGD at ε = {glue:text}`ch00_eps`/255 in {glue:text}`ch00_steps` steps of
 # 1/255, no random start, a random target class per image, on {glue:text}`ch00_n` correctly
 # classified test images drawn by seed and stratified over classes (fewer where fewer exist: the
-# photographs). The table gives the share that reached its target with its 95 % Wilson interval.
+# photographs); an image stops at the first step that reaches its target. The table gives the
+# share that reached it with its 95 % Wilson interval.
 # The digit models are attacked a second time at MNIST's customary budget,
 # ε = {glue:text}`ch00_digit_eps` (the same steps reach it: 160 steps of 1/255 move a pixel by up to 0.63).
 

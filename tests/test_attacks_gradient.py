@@ -143,3 +143,39 @@ def test_result_frame_and_batching(model):
     assert len(res) == 10
     df = res.frame(attack="pgd")
     assert list(df.columns[:3]) == ["y", "pred", "success"] and (df.attack == "pgd").all()
+
+
+@pytest.mark.parametrize("targeted", [True, False])
+def test_early_stop_keeps_each_image_at_its_first_success(digits_model, targeted):
+    """Each image ends where plain PGD first succeeded on it, or where plain PGD ends when it never
+    did; the finished images are left out of later forward passes."""
+    x, y = digits_batch(digits_model, 16)
+    t = (y + 3) % 10 if targeted else None
+    kw = dict(eps=0.04, alpha=0.01, random_start=False, targeted=targeted)
+    steps = 12
+    # plain PGD's iterate after k steps, k = 0 .. steps
+    iterates = [x] + [PGD(digits_model, steps=k, **kw).perturb(x, y, t) for k in range(1, steps + 1)]
+    with torch.no_grad():
+        preds = [digits_model(it).argmax(1) for it in iterates]
+    ok = torch.stack([(p == t) if targeted else (p != y) for p in preds[:-1]])  # success before step k+1
+    first = torch.where(ok.any(0), ok.float().argmax(0), torch.full((len(x),), steps))
+    assert 0 < int((first < steps).sum()) < len(x), "the test needs images that stop and images that go on"
+    expected = torch.stack([iterates[int(k)][i] for i, k in enumerate(first)])
+
+    seen = []
+    hook = digits_model.register_forward_hook(lambda m, inp, out: seen.append(len(inp[0])))
+    try:
+        stopped = PGD(digits_model, steps=steps, early_stop=True, **kw).perturb(x, y, t)
+    finally:
+        hook.remove()
+    assert torch.allclose(stopped, expected, atol=1e-6)
+    assert sum(seen) == int(torch.clamp(first + 1, max=steps).sum())  # one pass per step an image is live
+
+
+def test_early_stop_needs_the_prediction_loss_alone(model):
+    with pytest.raises(ValueError, match="early_stop"):
+        PGD(model, keep="best", early_stop=True)
+    with pytest.raises(ValueError, match="early_stop"):
+        PGD(model, terms=[(1.0, lambda x_adv, state: x_adv.flatten(1).sum(1))], early_stop=True)
+    with pytest.raises(TypeError, match="early_stop"):
+        PGD(model, early_stop="yes")
