@@ -33,7 +33,6 @@ class DeepFool(Attack):
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         n = len(x)
-        rows = torch.arange(n, device=x.device)
         with torch.no_grad():
             logits = self.model(x)
         k = min(self.candidates, logits.shape[1])
@@ -41,16 +40,21 @@ class DeepFool(Attack):
         x_adv = x.clone()
         total = torch.zeros_like(x)
         iterations = torch.zeros(n, dtype=torch.long, device=x.device)
+        # Only the images still classified as their label are computed on (the model is in eval mode, so
+        # an image's step does not depend on the others in the batch): a finished image costs nothing more.
+        live = torch.arange(n, device=x.device)
         for _ in range(self.steps):
-            xg = x_adv.detach().requires_grad_(True)
+            xg = x_adv[live].detach().requires_grad_(True)
             logits = self.model(xg)
-            done = logits.argmax(1) != y
-            if done.all():
+            going = logits.argmax(1) == y[live]
+            if not going.any():
                 break
-            z0 = logits[rows, classes[:, 0]]
+            rows = torch.arange(len(live), device=x.device)
+            cls = classes[live]
+            z0 = logits[rows, cls[:, 0]]
             diffs, grads = [], []
             for j in range(1, k):
-                diff = logits[rows, classes[:, j]] - z0
+                diff = logits[rows, cls[:, j]] - z0
                 g, = torch.autograd.grad(diff.sum(), xg, retain_graph=j < k - 1)
                 diffs.append(diff.detach())
                 grads.append(g)
@@ -63,9 +67,9 @@ class DeepFool(Attack):
             g = grads[rows, best]
             step = (dist / (g.flatten(1).norm(dim=1) + 1e-8)).view(-1, 1, 1, 1) * g
             with torch.no_grad():
-                keep = done.view(-1, 1, 1, 1)
-                total = torch.where(keep, total, total + step)
-                x_adv = torch.where(keep, x_adv, (x + (1 + self.overshoot) * total).clamp(0, 1))
-                iterations += (~done).long()
+                live = live[going]
+                total[live] += step[going]
+                x_adv[live] = (x[live] + (1 + self.overshoot) * total[live]).clamp(0, 1)
+                iterations[live] += 1
         self._extras = {"iterations": iterations}
         return x_adv.detach()
