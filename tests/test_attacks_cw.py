@@ -80,6 +80,28 @@ def test_binary_search_finds_smaller_perturbations(mlp):
     assert both.any() and torch.all(four.l2[both] <= one.l2[both] + 1e-6)
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_aborted_images_leave_the_batch_and_change_nothing(mlp, masked):
+    """With ``abort_early`` an image stops once its loss stalls; it is then left out of the batch's
+    forward and backward passes, and every image ends as it would alone."""
+    x, y = digits_batch(mlp, 8)
+    region = torch.zeros(8, 1, 28, 28)
+    region[..., 4:24, 4:24] = 1
+    mask = region if masked else None
+    kw = dict(c=0.01, steps=60, binary_search_steps=2, lr=0.05, step_mask=mask)
+    rows = []
+    hook = mlp.register_forward_pre_hook(lambda _m, args: rows.append(len(args[0])))
+    try:
+        together = CW(mlp, **kw)(x, y)
+    finally:
+        hook.remove()
+    assert min(rows) < len(x) < max(rows) + 1  # passes ran without the images that had aborted
+    for i in range(len(x)):
+        alone = CW(mlp, **{**kw, "step_mask": None if mask is None else mask[i:i + 1]})(x[i:i + 1], y[i:i + 1])
+        assert torch.equal(alone.success, together.success[i:i + 1])
+        assert torch.allclose(alone.x_adv, together.x_adv[i:i + 1], atol=1e-5)
+
+
 def test_step_mask_zero_and_region(mlp):
     x, y = digits_batch(mlp, 6)
     res = CW(mlp, c=1.0, steps=20, binary_search_steps=1, step_mask=torch.zeros(1, 1, 28, 28), keep="last")(x, y)

@@ -28,7 +28,8 @@ Success inside the attack means success with the confidence margin: targeted ``z
 returned unchanged (its ``success`` is False and its norms are 0).
 
 ``abort_early`` stops updating an image when its loss has not improved by 0.01 % over the last
-tenth of the steps (per image, so a result never depends on which other images share its batch).
+tenth of the steps (per image, so a result never depends on which other images share its batch);
+without extra terms an aborted image also leaves the batch's forward and backward passes.
 """
 from __future__ import annotations
 
@@ -128,22 +129,40 @@ class CW(Attack):
             active = torch.ones(n, dtype=torch.bool, device=dev)
             previous = torch.full((n,), float("inf"), device=dev)
             for step in range(self.steps):
-                state.step = step
-                w = w.detach().requires_grad_(True)
-                x_adv = from_tanh_space(w)
+                # once an image has aborted its weights stay fixed for this binary-search step, so
+                # without extra terms (which may couple the images through ``state.cache``) only the
+                # images still active are computed; each image's loss depends on itself alone
+                rows = None if self.extra is not None or bool(active.all()) else active.nonzero().squeeze(1)
+                pick = (lambda t: t) if rows is None else (lambda t: t[rows])
+                step_state = state if rows is None else AttackState(
+                    x=pick(x), y=pick(y), target=None if target is None else pick(target), steps=self.steps)
+                step_state.step = step
+                w_live = pick(w).detach().requires_grad_(True)
+                x_adv = from_tanh_space(w_live)
                 masked = mask is not None and (self.mask_steps is None or step < self.mask_steps)
+                step_mask = mask if not masked or mask.shape[0] == 1 else pick(mask)
                 if masked:  # pixels of weight 0 keep their exact benign value
-                    x_adv = torch.where(mask > 0, x_adv, x)
-                state.logits = self.model(x_adv)
-                total, l2sq = self.losses(x_adv, x_ref, const, state)
-                grad, = torch.autograd.grad(total.sum(), w)
+                    x_adv = torch.where(step_mask > 0, x_adv, pick(x))
+                step_state.logits = self.model(x_adv)
+                total, l2sq = self.losses(x_adv, pick(x_ref), pick(const), step_state)
+                grad, = torch.autograd.grad(total.sum(), w_live)
                 with torch.no_grad():
+                    ok = self.succeeds(step_state.logits, step_state)
+                    x_adv = x_adv.detach()
+                    if rows is not None:  # back to the whole batch; the aborted images stay inactive
+                        total = previous.clone().index_copy_(0, rows, total)
+                        l2sq = torch.zeros_like(previous).index_copy_(0, rows, l2sq)
+                        ok = torch.zeros_like(active).index_copy_(0, rows, ok)
+                        x_adv = best.clone().index_copy_(0, rows, x_adv)
+                        grad = torch.zeros_like(w).index_copy_(0, rows, grad)
+                        if masked:
+                            step_mask = mask
                     if self.abort_early and step % check_every == 0:
                         active &= total <= 0.9999 * previous
                         previous = torch.where(active, total, previous)
                         if not active.any():
                             break
-                    ok = self.succeeds(state.logits, state) & active
+                    ok = ok & active
                     found |= ok
                     if self.keep == "last":
                         better = ok
@@ -151,7 +170,7 @@ class CW(Attack):
                         score = l2sq if self.keep == "l2" else total
                         better = ok & (score < best_score)
                         best_score = torch.where(better, score, best_score)
-                    best = torch.where(better.view(-1, 1, 1, 1), x_adv.detach(), best)
+                    best = torch.where(better.view(-1, 1, 1, 1), x_adv, best)
                     best_const = torch.where(better, const, best_const)
                     # Adam in tanh space, its update weighted per pixel by the step mask
                     m.mul_(b1).add_((1 - b1) * grad)
@@ -159,7 +178,7 @@ class CW(Attack):
                     t = step + 1
                     update = self.lr * (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + adam_eps)
                     if masked:
-                        update = update * mask
+                        update = update * step_mask
                     update = update * active.view(-1, 1, 1, 1)
                     w = w.detach() - update
             # binary search on c: bisect once a success bounds it from above, else grow tenfold
