@@ -363,7 +363,9 @@ display(Markdown(paper.reading(table13=table13, rt=rt, tr=tr, p1=p1, aid=aid, mo
 #   lengths are the authors' code's (Table 11 does not give them).
 # * **RTS** is trained for 100 batches of 32 on the classifier's training split, with the classifier
 #   as its own encoder (Dabkowski & Gal used a separate ResNet-50; the authors released no RTS
-#   weights), so the encoder loss equals the prediction loss.
+#   weights), so the encoder loss equals the prediction loss. It and AID's rounds train in bfloat16
+#   mixed precision where the processor computes it natively, as the classifiers do (chapter 0); every
+#   map and attack measured here runs in fp32.
 # * **ADV²'s details** (`advxai.attacks.adv2`): the best confident iterate is checked at every step
 #   (theirs: every 10); against MASK a cross-entropy warm start (theirs: the C&W margin) and resets
 #   from the current mask. On StAdv, ADV² against MASK is the bilevel look-ahead as a term of the

@@ -367,7 +367,8 @@ print(f"claims: {len(all_claims)}")
 #   frozen features of the other model (no retraining), and fewer inputs (`n_detector`).
 # * **Interpretation-robust training**: `robust_model` on MNIST (`n_robust_train` digits, budgets in
 #   pixel units) instead of a WRN on CIFAR-10 (budgets 2–10/255); τ is measured on the native CAM maps.
-#   The `paper` profile trains the WRN-28-10 on CIFAR-10.
+#   The `paper` profile trains the WRN-28-10 on CIFAR-10. Both models train in bfloat16 mixed
+#   precision where the processor computes it natively (chapter 0); Table VII is measured in fp32.
 # * **Table III** times are for this device and the shortened schedules; only the ordering compares.
 
 # %% [markdown]

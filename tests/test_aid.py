@@ -67,6 +67,29 @@ def test_aid_makes_adv2_maps_differ_from_benign_ones(shapes_rts, tmp_cache):
     assert len(list((tmp_cache / "rts_aid").glob("*.pt"))) == 1
 
 
+def test_rts_and_aid_train_in_the_training_precision_and_key_their_cache_on_it(shapes_rts, tmp_cache, monkeypatch):
+    model, rts, train = shapes_rts
+    cfg = RTSConfig(steps=3, batch_size=4, width=8)
+    decoders = {p: train_rts(model, encoder_layers(model), cfg, torch.device("cpu"), dataset=train, progress=False,
+                             precision=p)["state_dict"] for p in ("fp32", "bf16")}
+    again = train_rts(model, encoder_layers(model), cfg, torch.device("cpu"), dataset=train, progress=False,
+                      precision="bf16")["state_dict"]
+    assert all(torch.equal(again[k], v) and v.dtype == torch.float32 for k, v in decoders["bf16"].items())
+    assert any(not torch.equal(decoders["fp32"][k], v) for k, v in decoders["bf16"].items())
+    with pytest.raises(ValueError, match="'bf16' or 'fp32'"):
+        train_rts(model, encoder_layers(model), cfg, torch.device("cpu"), dataset=train, precision="half")
+    payload = rts.state_dict_payload()
+    assert RTS(model, config=rts.config, payload=payload, precision="bf16").cache_spec()["precision"] == "bf16"
+    monkeypatch.setenv("ADVXAI_TRAIN_PRECISION", "fp32")
+    assert RTS(model, config=rts.config, payload=payload).cache_spec()["precision"] == "fp32"
+    # AID: one entry per precision
+    aid = AIDConfig(rounds=1, steps_per_round=1, batch_size=4, attack_warm_steps=1, attack_steps=1)
+    for p in ("fp32", "bf16"):
+        distilled = aid_rts(rts, aid, dataset=train, progress=False, precision=p)
+        assert len(distilled.aid_history["l_aid"]) == 1
+    assert len(list((tmp_cache / "rts_aid").glob("*.pt"))) == 2
+
+
 def test_aid_bad_input():
     with pytest.raises(ValueError, match="rounds"):
         AIDConfig(rounds=0)

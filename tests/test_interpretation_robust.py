@@ -115,6 +115,30 @@ def test_training_is_deterministic():
     assert torch.equal(weights[0], weights[1])
 
 
+def test_bf16_training_is_deterministic_and_not_the_fp32_run():
+    x, y = _two_blobs(64, seed=0)
+    cfg = RobustTrainConfig(epochs=2, batch_size=32, eps=0.1, steps=1)
+    weights = {}
+    for run in ("bf16", "bf16 again", "fp32"):
+        torch.manual_seed(0)
+        model = tiny_classifier(in_channels=1, size=16, width=4, num_classes=2)
+        fit_interpretation_robust(model, x, y, cfg, precision=run.split()[0])
+        weights[run] = torch.cat([p.flatten() for p in model.parameters()])
+    assert weights["bf16"].dtype == torch.float32
+    assert torch.equal(weights["bf16"], weights["bf16 again"])
+    assert not torch.equal(weights["bf16"], weights["fp32"])  # the forward passes ran in bfloat16
+    with pytest.raises(ValueError, match="'bf16' or 'fp32'"):
+        fit_interpretation_robust(model, x, y, cfg, precision="fp16")
+
+
+def test_the_cache_key_holds_the_training_precision(tmp_cache, monkeypatch):
+    cfg = RobustTrainConfig(epochs=1, batch_size=30, eps=0.1, steps=1, lam=1.0)
+    for precision in ("fp32", "bf16"):
+        monkeypatch.setenv("ADVXAI_TRAIN_PRECISION", precision)
+        train_model("digits_cnn", "normal", cfg, n_train=30, device="cpu")
+    assert len(list((tmp_cache / "robust_models").glob("*.pt"))) == 2
+
+
 def test_cached_models_keyed_on_their_settings(tmp_cache, monkeypatch):
     cfg = RobustTrainConfig(epochs=1, batch_size=30, eps=0.1, steps=1, lam=1.0)
     robust = train_model("digits_cnn", "robust", cfg, n_train=60, device="cpu")

@@ -14,8 +14,11 @@ inputs in the loop. AID alternates between two losses on the decoder's parameter
 Each of ``rounds`` rounds crafts ADV² examples (PGD-based, with the encoder loss) for a fresh batch
 of correctly classified training images against the current decoder, then takes ``steps_per_round``
 pairs of decoder steps (one on ``l_int``, one on ``aid_weight * l_aid``). The distilled decoder is
-cached under ``$ADVXAI_CACHE/rts_aid`` keyed by the classifier, the starting RTS decoder and every
-setting; :func:`aid_rts` returns it as an :class:`~advxai.interpreters.rts.RTS` interpreter (RTS^A).
+cached under ``$ADVXAI_CACHE/rts_aid`` keyed by the classifier, the starting RTS decoder, every
+setting and the training precision (bfloat16 mixed precision for the rounds, ADV² included, where the
+hardware computes it natively, as for every training here:
+:func:`~advxai.models.training.training_precision`); :func:`aid_rts` returns it as an
+:class:`~advxai.interpreters.rts.RTS` interpreter (RTS^A).
 
 Zhang et al. show that RTS^A draws almost the maps of RTS on benign inputs and different ones on
 ADV² inputs; :class:`AIDDetector` turns that into a detector (the per-pixel distance between the two
@@ -29,8 +32,10 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
+from ..accelerate import fast_math
 from ..attacks.adv2 import ADV2, adv2_settings
 from ..interpreters.rts import RTS, alternatives, model_digest, rts_objective
+from ..models.training import check_precision, training_precision
 from ..runtime import cached
 from .base import Detector
 
@@ -76,9 +81,12 @@ def aid_loss(rts: RTS, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, ta
     return -(benign - adversarial).abs().flatten(1).mean(1)
 
 
-def train_aid(rts: RTS, config: AIDConfig = AIDConfig(), dataset=None, progress: bool = True) -> dict:
+def train_aid(rts: RTS, config: AIDConfig = AIDConfig(), dataset=None, progress: bool = True,
+              precision: str = "fp32") -> dict:
     """Distil ``rts`` (its decoder is copied, not changed); returns the new decoder's state dict and the
-    history of both losses per round."""
+    history of both losses per round. ``precision``: ``"bf16"`` runs each round (the ADV² examples and
+    the decoder's losses) under bfloat16 autocast."""
+    check_precision(precision)
     from ..attacks.adv2 import ADV2
     from ..attacks.store import random_targets
     from ..data import get_dataset
@@ -129,6 +137,10 @@ def train_aid(rts: RTS, config: AIDConfig = AIDConfig(), dataset=None, progress:
         from tqdm.auto import tqdm
 
         rounds = tqdm(rounds, desc=f"AID for RTS on {model.info.name}", leave=False)
+
+    def autocast():  # the forward passes only; the backward passes follow the types they chose
+        return fast_math(bf16=precision == "bf16", device=dev)
+
     for _ in rounds:
         # adversarial inputs against the current decoder, on correctly classified images only: batches
         # are drawn until ``batch_size`` of them are found or the whole training set has been seen
@@ -138,7 +150,8 @@ def train_aid(rts: RTS, config: AIDConfig = AIDConfig(), dataset=None, progress:
         attack = ADV2(model, student, eps=config.eps, alpha=config.alpha, warm_steps=config.attack_warm_steps,
                       steps=config.attack_steps, lam=config.attack_lam, enc_weight=config.attack_enc_weight,
                       confidence=0.0, seed=config.seed)
-        adv = attack(x, y, target)
+        with autocast():
+            adv = attack(x, y, target)
         history["adv_success"].append(adv.success_rate)
         student.decoder.train().requires_grad_(True)
         x_adv = adv.x_adv.detach()
@@ -149,13 +162,15 @@ def train_aid(rts: RTS, config: AIDConfig = AIDConfig(), dataset=None, progress:
             other = (yb.cpu() + torch.randint(1, k, (len(xb),), generator=g)) % k
             cls = torch.where(fake, other, yb.cpu()).to(dev)
             alt = alternatives(xb, g, 10.0 * h / 224, rts.config.alternatives)
-            mask, _ = student.masks(xb, cls)
-            l_int = rts_objective(model, xb, mask, cls, (~fake).to(dev), alt, rts.config).mean()
+            with autocast():
+                mask, _ = student.masks(xb, cls)
+                l_int = rts_objective(model, xb, mask, cls, (~fake).to(dev), alt, rts.config).mean()
             opt.zero_grad()
             l_int.backward()
             opt.step()
             # l_aid on this round's adversarial inputs
-            l_aid = aid_loss(student, x, y, x_adv, target).mean()
+            with autocast():
+                l_aid = aid_loss(student, x, y, x_adv, target).mean()
             opt.zero_grad()
             (config.aid_weight * l_aid).backward()
             opt.step()
@@ -168,19 +183,24 @@ def train_aid(rts: RTS, config: AIDConfig = AIDConfig(), dataset=None, progress:
 
 
 def aid_rts(rts: RTS, config: AIDConfig | None = None, train_budget: str = "full", dataset=None,
-            progress: bool = True) -> RTS:
-    """RTS^A: ``rts`` distilled with AID (trained on first use, then loaded from the cache)."""
+            progress: bool = True, precision: str | None = None) -> RTS:
+    """RTS^A: ``rts`` distilled with AID (trained on first use, then loaded from the cache).
+
+    ``precision``: the training precision (``"auto"``, ``"bf16"``, ``"fp32"``; default
+    ``$ADVXAI_TRAIN_PRECISION``, else auto: bf16 where native), part of the cache key."""
     if train_budget not in BUDGETS:
         raise ValueError(f"train_budget must be one of {sorted(BUDGETS)}, got {train_budget!r}")
     if not isinstance(rts, RTS):
         raise ValueError(f"AID applies to the RTS interpreter, got {type(rts).__name__}")
     config = config or BUDGETS[train_budget]
     model = rts.model
+    precision = training_precision(model.device, precision)
     spec = {"name": f"rts-aid-{model.info.name}", "version": 2, "model": model_digest(model),
             "decoder": model_digest(rts.decoder), "layers": rts.layers, "rts_config": asdict(rts.config),
-            "aid_config": asdict(config), "device": model.device.type,
+            "aid_config": asdict(config), "device": model.device.type, "precision": precision,
             "dataset": None if dataset is None else f"{getattr(dataset, 'name', 'custom')}-{len(dataset)}"}
-    payload = cached("rts_aid", spec, lambda: train_aid(rts, config, dataset=dataset, progress=progress))
+    payload = cached("rts_aid", spec, lambda: train_aid(rts, config, dataset=dataset, progress=progress,
+                                                      precision=precision))
     distilled = RTS(model, encoder=rts.encoder if rts.encoder is not model else None, layers=rts.layers,
                     config=rts.config, payload=payload)
     distilled.aid_history = payload.get("aid_history", {})

@@ -27,7 +27,9 @@ same loop, data, schedule and seed, so the two are compared on equal terms.
 between the benign and the worst-case-discrepancy CAM maps, against eps (the paper's Table VII).
 
 Models are cached (``$ADVXAI_CACHE/robust_models``) keyed by the architecture, data, every training
-setting, this module's training code and the device type.
+setting, this module's training code, the device type and the training precision: bfloat16 mixed
+precision (the inner attack and the forward passes) where the hardware computes it natively, as for
+every training here (:func:`~advxai.models.training.training_precision`); evaluation runs in fp32.
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..accelerate import fast_math
 from ..attacks.base import check_budget
 from ..attacks.gradient import PGD
 from ..attacks.objectives import AttackState, Objective
@@ -205,13 +208,18 @@ class RobustTrainConfig:
 
 
 def fit_interpretation_robust(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor,
-                              cfg: RobustTrainConfig, method: str = "robust", desc: str = "training") -> dict:
+                              cfg: RobustTrainConfig, method: str = "robust", desc: str = "training",
+                              precision: str = "fp32") -> dict:
     """Train ``model`` (a Classifier; its weights are trained in place) normally or robustly; returns the history.
 
     Deterministic under ``cfg.seed``: the shuffle of every epoch and the attack's random starts come
     from generators seeded by ``(seed, epoch, batch)``. AdamW with a one-cycle schedule, as the
-    embedded models are trained.
+    embedded models are trained. ``precision``: ``"bf16"`` runs the inner attack and the forward passes
+    under bfloat16 autocast (the weights, the optimiser and the backward pass's accumulation stay fp32).
     """
+    from ..models.training import check_precision
+
+    check_precision(precision)
     if method not in METHODS:
         raise ValueError(f"unknown training method {method!r}; valid: {', '.join(METHODS)}")
     cfg.check()
@@ -227,6 +235,10 @@ def fit_interpretation_robust(model: Classifier, x_train: torch.Tensor, y_train:
     else:  # one-cycle needs a few steps per phase; a handful of steps runs at the constant rate
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     attack = InterpretationPGD(model, eps=cfg.eps, alpha=cfg.alpha, steps=cfg.steps) if robust else None
+
+    def autocast():  # the forward passes only; the backward passes follow the types they chose
+        return fast_math(bf16=precision == "bf16", device=dev)
+
     history = []
     for epoch in tqdm(range(cfg.epochs), desc=desc, leave=False):
         g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
@@ -239,23 +251,25 @@ def fit_interpretation_robust(model: Classifier, x_train: torch.Tensor, y_train:
                 # inner maximisation on the model as it stands, in eval mode (BatchNorm statistics frozen)
                 model.eval()
                 attack.seed = cfg.seed * 100_003 + epoch * 1_000 + i
-                with torch.enable_grad():
-                    x_adv = attack.perturb(xb, yb, None).detach()
+                with torch.enable_grad(), autocast():
+                    x_adv = attack.perturb(xb, yb, None).detach().to(xb.dtype)
                 model.train()
                 # one forward of benign and adversarial images together: BatchNorm sees both
                 both = torch.cat([xb, x_adv])
-                logits_both, a_both = model.feature_maps(both)
-                n_b = len(xb)
-                # the second class is the one the adversarial input ranks first after y (Eq. 20)
-                d = _discrepancy_from_features(model, a_both[:n_b], a_both[n_b:], logits_both[n_b:], yb)
-                logits = logits_both[:n_b]
-                ce = F.cross_entropy(logits, yb)
-                loss = ce + cfg.lam * d.mean()
+                with autocast():
+                    logits_both, a_both = model.feature_maps(both)
+                    n_b = len(xb)
+                    # the second class is the one the adversarial input ranks first after y (Eq. 20)
+                    d = _discrepancy_from_features(model, a_both[:n_b], a_both[n_b:], logits_both[n_b:], yb)
+                    logits = logits_both[:n_b]
+                    ce = F.cross_entropy(logits, yb)
+                    loss = ce + cfg.lam * d.mean()
                 totals["discrepancy"] += d.detach().sum().item()
             else:
                 model.train()
-                logits = model(xb)
-                ce = F.cross_entropy(logits, yb)
+                with autocast():
+                    logits = model(xb)
+                    ce = F.cross_entropy(logits, yb)
                 loss = ce
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -287,17 +301,20 @@ def _code_digest(arch=None) -> str:
 
 
 def train_model(arch: str = "digits_cnn", method: str = "robust", cfg: RobustTrainConfig | None = None,
-                n_train: int | None = None, device: str = "auto", arch_options: dict | None = None) -> Classifier:
+                n_train: int | None = None, device: str = "auto", arch_options: dict | None = None,
+                precision: str | None = None) -> Classifier:
     """One of the study's architectures trained here normally or interpretation-robustly (cached).
 
     ``arch``: an architecture the package trains (``digits_cnn``, ``digits_vgg``, ``shapes_resnet``,
     ``shapes_densenet``, ``cifar10_wrn`` ...), trained on its own data set with its normalisation;
     ``arch_options``: keywords of its constructor (a wide ResNet's ``depth`` and ``width``);
     ``n_train``: the first ``n_train`` images of a seeded stratified sample of the training split
-    (None: all). The returned Classifier records its test accuracy and training history in ``info``.
+    (None: all); ``precision``: the training precision (``"auto"``, ``"bf16"``, ``"fp32"``; default
+    ``$ADVXAI_TRAIN_PRECISION``, else auto: bf16 where native). The returned Classifier records its test
+    accuracy and training history in ``info``.
     """
     from ..models.embedded import TRAINED, _load_split
-    from ..models.training import evaluate
+    from ..models.training import evaluate, training_precision
 
     if arch not in TRAINED:
         raise ValueError(f"unknown architecture {arch!r}; valid: {', '.join(TRAINED)}")
@@ -309,13 +326,14 @@ def train_model(arch: str = "digits_cnn", method: str = "robust", cfg: RobustTra
     spec = TRAINED[arch]
     options = dict(arch_options or {})
     dev = resolve_device(device)
+    precision = training_precision(dev, precision)
     settings = asdict(cfg)
     if method == "normal":  # the inner attack's settings do not exist for normal training
         for name in ("eps", "steps", "alpha", "lam"):
             settings.pop(name)
     key = {"name": f"{arch}-{method}", "version": CODE_VERSION, "code": _code_digest(spec.arch), "arch": arch,
            "dataset": spec.dataset, "method": method, "n_train": n_train, "config": settings, "mean": spec.mean,
-           "std": spec.std, "trained_on": dev.type}
+           "std": spec.std, "trained_on": dev.type, "precision": precision}
     if options:  # only when given, so the keys of models trained before this option existed stay valid
         key["arch_options"] = options
     train = _load_split(spec.dataset, "train", n_train)
@@ -343,7 +361,7 @@ def train_model(arch: str = "digits_cnn", method: str = "robust", cfg: RobustTra
         model = make()
         x_train = train.load_images(index)
         out = fit_interpretation_robust(model, x_train, train.labels[index], cfg, method,
-                                        desc=f"{method} training {arch}")
+                                        desc=f"{method} training {arch}", precision=precision)
         acc = evaluate(model, test.load_images(torch.arange(len(test))), test.labels, device=dev)
         return {"state_dict": {k: v.detach().cpu() for k, v in model.net.state_dict().items()},
                 "history": out["history"], "test_accuracy": acc}

@@ -18,8 +18,10 @@ where ``phi(x; m) = m x + (1 - m) A`` blends the image with an alternative ``A``
 neighbouring mask values and ``AV`` is the mask's mean. As in Dabkowski & Gal, a fraction of the
 training images get a wrong ("fake") class in the selector, for which only the area and
 smoothness terms apply, so the mask of a class that is not there is empty. The trained decoder
-is cached per classifier (keyed by its weights and every training setting) under
-``$ADVXAI_CACHE/rts``; ``train_budget="smoke"`` trains briefly for CI.
+is cached per classifier (keyed by its weights, every training setting and the training
+precision) under ``$ADVXAI_CACHE/rts``; ``train_budget="smoke"`` trains briefly for CI. Like the
+embedded models it trains in bfloat16 mixed precision where the hardware computes it natively
+(:func:`~advxai.models.training.training_precision`); the maps it then gives are computed in fp32.
 
 The encoder can be another classifier (``encoder=``): Dabkowski & Gal used a ResNet-50 encoder
 for any black box. With the classifier as its own encoder (the default), the encoder loss
@@ -36,6 +38,8 @@ import torch.nn.functional as F
 
 # model_digest (the digest a cached decoder was trained for) is the runtime's, re-exported here for
 # callers that import it from this module; its value is unchanged, so cached decoders stay valid.
+from ..accelerate import fast_math
+from ..models.training import check_precision, training_precision
 from ..runtime import cached, model_digest, resolve_device
 from .base import Explanation, Interpreter, upsample_to
 from .ops import gaussian_blur, total_variation
@@ -184,10 +188,13 @@ def _features(encoder, x: torch.Tensor, layers: list[str]) -> tuple[torch.Tensor
 
 
 def train_rts(model, layers: list[str], cfg: RTSConfig, device, encoder=None, dataset=None,
-              progress: bool = True) -> dict:
-    """Train a decoder for ``model`` on its training data; returns its state dict and loss history."""
+              progress: bool = True, precision: str = "fp32") -> dict:
+    """Train a decoder for ``model`` on its training data; returns its state dict and loss history.
+
+    ``precision``: ``"bf16"`` computes the encoder, the decoder and Eq. 8 under bfloat16 autocast."""
     from ..data import get_dataset
 
+    check_precision(precision)
     encoder = encoder or model
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
@@ -219,10 +226,11 @@ def train_rts(model, layers: list[str], cfg: RTSConfig, device, encoder=None, da
         other = (y.cpu() + torch.randint(1, k, (len(x),), generator=g)) % k
         cls = torch.where(fake, other, y.cpu()).to(device)
         alt = alternatives(x, g, 10.0 * h / 224, cfg.alternatives)
-        with torch.no_grad():
-            _, feats = _features(encoder, x, layers)
-        mask = decoder([f.detach() for f in feats], cls, out_size)
-        loss = rts_objective(model, x, mask, cls, (~fake).to(device), alt, cfg).mean()
+        with fast_math(bf16=precision == "bf16", device=device):
+            with torch.no_grad():
+                _, feats = _features(encoder, x, layers)
+            mask = decoder([f.detach() for f in feats], cls, out_size)
+            loss = rts_objective(model, x, mask, cls, (~fake).to(device), alt, cfg).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -240,7 +248,10 @@ class RTS(Interpreter):
     differentiable = True
 
     def __init__(self, model, train_budget: str = "full", encoder=None, layers: list[str] | None = None,
-                 config: RTSConfig | None = None, payload: dict | None = None, progress: bool = True):
+                 config: RTSConfig | None = None, payload: dict | None = None, progress: bool = True,
+                 precision: str | None = None):
+        """``precision``: the decoder's training precision (``"auto"``, ``"bf16"``, ``"fp32"``; default
+        ``$ADVXAI_TRAIN_PRECISION``, else auto: bf16 where native). It does not apply to ``payload``."""
         super().__init__(model)
         if train_budget not in BUDGETS:
             raise ValueError(f"train_budget must be one of {sorted(BUDGETS)}, got {train_budget!r}")
@@ -251,9 +262,11 @@ class RTS(Interpreter):
         c, h, w = model.info.input_size
         self.out_size = (h // self.config.stride, w // self.config.stride)
         dev = model.device
+        self.precision = training_precision(dev, precision)
         if payload is None:
             payload = cached("rts", self.cache_spec(), lambda: train_rts(model, self.layers, self.config, dev,
-                                                                        encoder=encoder, progress=progress))
+                                                                        encoder=encoder, progress=progress,
+                                                                        precision=self.precision))
         self.history = payload["history"]
         self.decoder = RTSDecoder(payload["channels"], model.info.num_classes, self.config.width).to(dev)
         self.decoder.load_state_dict(payload["state_dict"])
@@ -262,7 +275,8 @@ class RTS(Interpreter):
     def cache_spec(self) -> dict:
         return {"name": f"rts-{self.model.info.name}", "version": 1, "model": model_digest(self.model),
                 "encoder": model_digest(self.encoder) if self.encoder is not self.model else "self",
-                "layers": self.layers, "config": asdict(self.config), "device": self.model.device.type}
+                "layers": self.layers, "config": asdict(self.config), "device": self.model.device.type,
+                "precision": self.precision}
 
     def masks(self, x: torch.Tensor, cls: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mask at stride 4 [B, 1, h, w], encoder logits)``, differentiable w.r.t. ``x``."""
