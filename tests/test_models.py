@@ -109,6 +109,20 @@ def test_bf16_training_is_deterministic_learns_and_keeps_fp32_weights():
         train_classifier(_toy_net(), x, y, cfg, precision="auto")
 
 
+def test_training_runs_channels_last_and_gives_the_weights_back_in_their_layout():
+    x, y = _toy_problem()
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.Flatten(),
+                        nn.Linear(256, 2))
+    strides = {k: v.stride() for k, v in net.state_dict().items()}
+    seen = []
+    nhwc = torch.channels_last
+    net[2].register_forward_pre_hook(lambda m, args: seen.append(m.weight.is_contiguous(memory_format=nhwc)))
+    train_classifier(net, x, y, TrainConfig(epochs=1, batch_size=32, lr=1e-2))
+    assert seen and all(seen)
+    assert {k: v.stride() for k, v in net.state_dict().items()} == strides
+
+
 def test_training_precision_follows_the_hardware_unless_told(monkeypatch):
     monkeypatch.delenv(training.PRECISION_ENV, raising=False)
     monkeypatch.setattr(training, "native_bf16", lambda device: True)

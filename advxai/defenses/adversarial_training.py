@@ -130,43 +130,46 @@ def adversarial_train(model: Classifier, x_train: torch.Tensor | Callable[[torch
                 history, start_epoch = state["history"], state["epoch"] + 1
         except CacheCorrupted:
             remove_entry(partial_path)
-    for epoch in tqdm(range(start_epoch, cfg.epochs), desc=desc, initial=start_epoch, total=cfg.epochs, leave=False):
-        g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        order = torch.randperm(len(y_train), generator=g)
-        t0, sums = time.time(), {"loss": 0.0, "clean": 0, "adv": 0}
-        for b, s in enumerate(range(0, len(order), cfg.batch_size)):
-            idx = order[s:s + cfg.batch_size]
-            xb, yb = load(idx).to(device), y_train[idx].to(device)
-            with fast_math(bf16=precision == "bf16", device=device):
-                if attack is None:  # clean fine-tuning
-                    net.train()
-                    clean = model(xb)
-                    loss = F.cross_entropy(clean, yb)
-                    adv = clean.detach()
-                else:
-                    model.eval()
-                    attack.seed = (cfg.seed * 1_000_003 + epoch) * 10_007 + b  # a fresh random start per batch
-                    with torch.enable_grad():
-                        x_adv = attack.perturb(xb, yb, None).detach().to(xb.dtype)
-                    net.train()
-                    logits = model(torch.cat([xb, x_adv]))
-                    clean, adv = logits[:len(xb)], logits[len(xb):]
-                    loss = (cfg.clean_weight * F.cross_entropy(clean, yb)
-                            + (1 - cfg.clean_weight) * F.cross_entropy(adv, yb))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            sums["loss"] += loss.item() * len(idx)
-            sums["clean"] += (clean.argmax(1) == yb).sum().item()
-            sums["adv"] += (adv.argmax(1) == yb).sum().item()
-        n = len(order)
-        history.append({"epoch": epoch, "loss": sums["loss"] / n, "train_clean_accuracy": sums["clean"] / n,
-                        "train_adv_accuracy": sums["adv"] / n, "seconds": time.time() - t0})
-        if partial_path is not None and epoch < cfg.epochs - 1:
-            atomic_save({"config": asdict(cfg), "epoch": epoch, "model": net.state_dict(),
-                         "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "history": history},
-                        partial_path)
+    # channels-last (NHWC) weights and activations, the convolutions' fast layout on CPUs and GPUs
+    # alike (1.2-2x here); the weights come back in their usual layout
+    with fast_math(net, channels_last=True):
+        for epoch in tqdm(range(start_epoch, cfg.epochs), desc=desc, initial=start_epoch, total=cfg.epochs, leave=False):
+            g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+            order = torch.randperm(len(y_train), generator=g)
+            t0, sums = time.time(), {"loss": 0.0, "clean": 0, "adv": 0}
+            for b, s in enumerate(range(0, len(order), cfg.batch_size)):
+                idx = order[s:s + cfg.batch_size]
+                xb, yb = load(idx).to(device), y_train[idx].to(device)
+                with fast_math(bf16=precision == "bf16", device=device):
+                    if attack is None:  # clean fine-tuning
+                        net.train()
+                        clean = model(xb)
+                        loss = F.cross_entropy(clean, yb)
+                        adv = clean.detach()
+                    else:
+                        model.eval()
+                        attack.seed = (cfg.seed * 1_000_003 + epoch) * 10_007 + b  # a fresh random start per batch
+                        with torch.enable_grad():
+                            x_adv = attack.perturb(xb, yb, None).detach().to(xb.dtype)
+                        net.train()
+                        logits = model(torch.cat([xb, x_adv]))
+                        clean, adv = logits[:len(xb)], logits[len(xb):]
+                        loss = (cfg.clean_weight * F.cross_entropy(clean, yb)
+                                + (1 - cfg.clean_weight) * F.cross_entropy(adv, yb))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                sums["loss"] += loss.item() * len(idx)
+                sums["clean"] += (clean.argmax(1) == yb).sum().item()
+                sums["adv"] += (adv.argmax(1) == yb).sum().item()
+            n = len(order)
+            history.append({"epoch": epoch, "loss": sums["loss"] / n, "train_clean_accuracy": sums["clean"] / n,
+                            "train_adv_accuracy": sums["adv"] / n, "seconds": time.time() - t0})
+            if partial_path is not None and epoch < cfg.epochs - 1:
+                atomic_save({"config": asdict(cfg), "epoch": epoch, "model": net.state_dict(),
+                             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "history": history},
+                            partial_path)
     model.eval()
     net.requires_grad_(False)
     if partial_path is not None:
