@@ -129,7 +129,7 @@ class CW(Attack):
             active = torch.ones(n, dtype=torch.bool, device=dev)
             previous = torch.full((n,), float("inf"), device=dev)
             for step in range(self.steps):
-                # once an image has aborted its weights stay fixed for this binary-search step, so
+                # once an image has aborted, its iterate w stays fixed for this binary-search step, so
                 # without extra terms (which may couple the images through ``state.cache``) only the
                 # images still active are computed; each image's loss depends on itself alone
                 rows = None if self.extra is not None or bool(active.all()) else active.nonzero().squeeze(1)
