@@ -93,8 +93,8 @@ timings = report.Timings()
 # 4×4 average pooling, min-max normalised), CAM (min-max normalised), MASK (the deleted region
 # $1 - M$ of Fong & Vedaldi's meaningful perturbation) and RTS (a U-Net decoder on the classifier's
 # features, trained on its training split with Dabkowski & Gal's objective). As in the paper, each
-# model is attacked on test images it classifies correctly, drawn at random (stratified over
-# classes), each with a random target class.
+# model is attacked on correctly classified test images, drawn at random (stratified over classes),
+# each with a random target class.
 
 # %%
 s = study.prepare(dataset, models, interpreters, train_budget=train_budget, seed=seed,
@@ -361,11 +361,9 @@ display(Markdown(paper.reading(table13=table13, rt=rt, tr=tr, p1=p1, aid=aid, mo
 #   `n_images` images per model (paper 1,000). Short runs favour PGD's success over ADV²'s map
 #   matching, so distances here are upper bounds on what longer runs reach. The warm-start
 #   lengths are the authors' code's (Table 11 does not give them).
-# * **RTS** is trained for 100 batches of 32 on the classifier's training split, with the classifier
-#   as its own encoder (Dabkowski & Gal used a separate ResNet-50; the authors released no RTS
-#   weights), so the encoder loss equals the prediction loss. It and AID's rounds train in bfloat16
-#   mixed precision where the processor computes it natively, as the classifiers do (chapter 0); every
-#   map and attack measured here runs in fp32.
+# * **RTS** is trained for 100 batches of 32 on the classifier's training split (bf16 where native,
+#   as AID; maps in fp32), with the classifier as its own encoder (Dabkowski & Gal: a separate
+#   ResNet-50; no RTS weights were released), so the encoder loss equals the prediction loss.
 # * **ADV²'s details** (`advxai.attacks.adv2`): the best confident iterate is checked at every step
 #   (theirs: every 10); against MASK a cross-entropy warm start (theirs: the C&W margin) and resets
 #   from the current mask. On StAdv, ADV² against MASK is the bilevel look-ahead as a term of the
