@@ -33,9 +33,8 @@ from tqdm import tqdm
 
 from ..attacks.base import check_budget
 from ..attacks.gradient import PGD
-from ..accelerate import fast_math
 from ..models.base import Classifier
-from ..models.training import check_precision, training_precision
+from ..models.training import autocast, check_precision, fast_layout, training_precision
 from ..runtime import (CacheCorrupted, atomic_save, cache_path, cached, load_checkpoint, model_digest, module_device,
                        remove_entry, resolve_device)
 from .base import Defense
@@ -130,17 +129,16 @@ def adversarial_train(model: Classifier, x_train: torch.Tensor | Callable[[torch
                 history, start_epoch = state["history"], state["epoch"] + 1
         except CacheCorrupted:
             remove_entry(partial_path)
-    # channels-last (NHWC) weights and activations, the convolutions' fast layout on CPUs and GPUs
-    # alike (1.2-2x here); the weights come back in their usual layout
-    with fast_math(net, channels_last=True):
-        for epoch in tqdm(range(start_epoch, cfg.epochs), desc=desc, initial=start_epoch, total=cfg.epochs, leave=False):
+    with fast_layout(net):
+        for epoch in tqdm(range(start_epoch, cfg.epochs), desc=desc, initial=start_epoch, total=cfg.epochs,
+                          leave=False):
             g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
             order = torch.randperm(len(y_train), generator=g)
             t0, sums = time.time(), {"loss": 0.0, "clean": 0, "adv": 0}
             for b, s in enumerate(range(0, len(order), cfg.batch_size)):
                 idx = order[s:s + cfg.batch_size]
                 xb, yb = load(idx).to(device), y_train[idx].to(device)
-                with fast_math(bf16=precision == "bf16", device=device):
+                with autocast(precision, device):
                     if attack is None:  # clean fine-tuning
                         net.train()
                         clean = model(xb)

@@ -32,10 +32,9 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from ..accelerate import fast_math
 from ..attacks.adv2 import ADV2, adv2_settings
 from ..interpreters.rts import RTS, alternatives, model_digest, rts_objective
-from ..models.training import check_precision, training_precision
+from ..models.training import autocast, check_precision, training_precision
 from ..runtime import cached
 from .base import Detector
 
@@ -138,9 +137,6 @@ def train_aid(rts: RTS, config: AIDConfig = AIDConfig(), dataset=None, progress:
 
         rounds = tqdm(rounds, desc=f"AID for RTS on {model.info.name}", leave=False)
 
-    def autocast():  # the forward passes only; the backward passes follow the types they chose
-        return fast_math(bf16=precision == "bf16", device=dev)
-
     for _ in rounds:
         # adversarial inputs against the current decoder, on correctly classified images only: batches
         # are drawn until ``batch_size`` of them are found or the whole training set has been seen
@@ -150,7 +146,7 @@ def train_aid(rts: RTS, config: AIDConfig = AIDConfig(), dataset=None, progress:
         attack = ADV2(model, student, eps=config.eps, alpha=config.alpha, warm_steps=config.attack_warm_steps,
                       steps=config.attack_steps, lam=config.attack_lam, enc_weight=config.attack_enc_weight,
                       confidence=0.0, seed=config.seed)
-        with autocast():
+        with autocast(precision, dev):
             adv = attack(x, y, target)
         history["adv_success"].append(adv.success_rate)
         student.decoder.train().requires_grad_(True)
@@ -162,14 +158,14 @@ def train_aid(rts: RTS, config: AIDConfig = AIDConfig(), dataset=None, progress:
             other = (yb.cpu() + torch.randint(1, k, (len(xb),), generator=g)) % k
             cls = torch.where(fake, other, yb.cpu()).to(dev)
             alt = alternatives(xb, g, 10.0 * h / 224, rts.config.alternatives)
-            with autocast():
+            with autocast(precision, dev):
                 mask, _ = student.masks(xb, cls)
                 l_int = rts_objective(model, xb, mask, cls, (~fake).to(dev), alt, rts.config).mean()
             opt.zero_grad()
             l_int.backward()
             opt.step()
             # l_aid on this round's adversarial inputs
-            with autocast():
+            with autocast(precision, dev):
                 l_aid = aid_loss(student, x, y, x_adv, target).mean()
             opt.zero_grad()
             (config.aid_weight * l_aid).backward()

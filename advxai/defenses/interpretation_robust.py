@@ -44,7 +44,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..accelerate import fast_math
 from ..attacks.base import check_budget
 from ..attacks.gradient import PGD
 from ..attacks.objectives import AttackState, Objective
@@ -217,7 +216,7 @@ def fit_interpretation_robust(model: Classifier, x_train: torch.Tensor, y_train:
     embedded models are trained. ``precision``: ``"bf16"`` runs the inner attack and the forward passes
     under bfloat16 autocast (the weights, the optimiser and the backward pass's accumulation stay fp32).
     """
-    from ..models.training import check_precision
+    from ..models.training import autocast, check_precision, fast_layout
 
     check_precision(precision)
     if method not in METHODS:
@@ -236,13 +235,8 @@ def fit_interpretation_robust(model: Classifier, x_train: torch.Tensor, y_train:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     attack = InterpretationPGD(model, eps=cfg.eps, alpha=cfg.alpha, steps=cfg.steps) if robust else None
 
-    def autocast():  # the forward passes only; the backward passes follow the types they chose
-        return fast_math(bf16=precision == "bf16", device=dev)
-
     history = []
-    # channels-last (NHWC) weights and activations, the convolutions' fast layout on CPUs and GPUs
-    # alike (1.2-2x here); the weights come back in their usual layout
-    with fast_math(net, channels_last=True):
+    with fast_layout(net):
         for epoch in tqdm(range(cfg.epochs), desc=desc, leave=False):
             g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
             order = torch.randperm(len(x_train), generator=g)
@@ -254,12 +248,12 @@ def fit_interpretation_robust(model: Classifier, x_train: torch.Tensor, y_train:
                     # inner maximisation on the model as it stands, in eval mode (BatchNorm statistics frozen)
                     model.eval()
                     attack.seed = cfg.seed * 100_003 + epoch * 1_000 + i
-                    with torch.enable_grad(), autocast():
+                    with torch.enable_grad(), autocast(precision, dev):
                         x_adv = attack.perturb(xb, yb, None).detach().to(xb.dtype)
                     model.train()
                     # one forward of benign and adversarial images together: BatchNorm sees both
                     both = torch.cat([xb, x_adv])
-                    with autocast():
+                    with autocast(precision, dev):
                         logits_both, a_both = model.feature_maps(both)
                         n_b = len(xb)
                         # the second class is the one the adversarial input ranks first after y (Eq. 20)
@@ -270,7 +264,7 @@ def fit_interpretation_robust(model: Classifier, x_train: torch.Tensor, y_train:
                     totals["discrepancy"] += d.detach().sum().item()
                 else:
                     model.train()
-                    with autocast():
+                    with autocast(precision, dev):
                         logits = model(xb)
                         ce = F.cross_entropy(logits, yb)
                     loss = ce

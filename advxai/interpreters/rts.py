@@ -38,8 +38,7 @@ import torch.nn.functional as F
 
 # model_digest (the digest a cached decoder was trained for) is the runtime's, re-exported here for
 # callers that import it from this module; its value is unchanged, so cached decoders stay valid.
-from ..accelerate import fast_math
-from ..models.training import check_precision, training_precision
+from ..models.training import autocast, check_precision, training_precision
 from ..runtime import cached, model_digest, resolve_device
 from .base import Explanation, Interpreter, upsample_to
 from .ops import gaussian_blur, total_variation
@@ -226,7 +225,7 @@ def train_rts(model, layers: list[str], cfg: RTSConfig, device, encoder=None, da
         other = (y.cpu() + torch.randint(1, k, (len(x),), generator=g)) % k
         cls = torch.where(fake, other, y.cpu()).to(device)
         alt = alternatives(x, g, 10.0 * h / 224, cfg.alternatives)
-        with fast_math(bf16=precision == "bf16", device=device):
+        with autocast(precision, device):
             with torch.no_grad():
                 _, feats = _features(encoder, x, layers)
             mask = decoder([f.detach() for f in feats], cls, out_size)

@@ -70,6 +70,19 @@ def check_precision(precision: str) -> str:
     return precision
 
 
+def autocast(precision: str, device: torch.device | str):
+    """The block of a training's forward passes in ``precision`` (``"bf16"``: bfloat16 autocast;
+    ``"fp32"``: nothing). The backward passes run outside it, in the types the forward chose."""
+    return fast_math(bf16=check_precision(precision) == "bf16", device=device)
+
+
+def fast_layout(net: nn.Module):
+    """The block of a training loop: ``net``'s weights (and so its activations) channels-last (NHWC),
+    the convolutions' fast layout on CPUs and GPUs alike (1.2-2x here), and back in their own
+    layout when the block ends."""
+    return fast_math(net, channels_last=True)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int
@@ -142,9 +155,7 @@ def train_classifier(
         except CacheCorrupted:
             remove_entry(partial_path)
 
-    # channels-last (NHWC) weights and activations, the convolutions' fast layout on CPUs and GPUs
-    # alike (1.2-2x here); the weights come back in their usual layout
-    with fast_math(net, channels_last=True):
+    with fast_layout(net):
         for epoch in tqdm(range(start_epoch, cfg.epochs), desc=desc, initial=start_epoch, total=cfg.epochs,
                           leave=False):
             g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
@@ -156,7 +167,7 @@ def train_classifier(
                 idx = order[s:s + cfg.batch_size]
                 xb = random_shift(x_train[idx], cfg.shift, g).to(device)
                 yb = y_train[idx].to(device)
-                with fast_math(bf16=precision == "bf16", device=device):
+                with autocast(precision, device):
                     logits = net(normalize(xb))
                     loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
                 opt.zero_grad(set_to_none=True)
